@@ -1,0 +1,177 @@
+"""Errors, and how each one maps to Temporal's retry posture.
+
+The tree::
+
+    DuragentError                 base of everything duragent raises on purpose
+    ├── ToolError                 a tool could not do what was asked; the model is told
+    │                             (status ``error`` with a code), nothing is retried
+    └── AgentFailure              fails the whole run (declared a workflow failure type)
+
+Errors from the LLM provider never escape an activity as themselves: they become a
+``temporalio.exceptions.ApplicationError`` whose ``type`` is one of the
+``LLMErrorType`` values, retryable or not, with ``next_retry_delay`` taken from the
+provider's ``Retry-After``. That mapping is written once, in
+:func:`llm_error_to_application_error`:
+
+====================================  ==============  ============================
+provider answer                       retried?        type
+====================================  ==============  ============================
+connection error, timeout              yes             ``LLMConnectionError``
+408, 409, 5xx                          yes             ``LLMServerError``
+429                                    yes, after      ``LLMRateLimited``
+                                       Retry-After
+400 context length exceeded            no (compact)    ``LLMContextLengthExceeded``
+401, 403                               no              ``LLMAuthenticationError``
+other 4xx (400, 404, 422, ...)         no              ``LLMBadRequest``
+====================================  ==============  ============================
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from datetime import timedelta
+from enum import StrEnum
+
+import openai
+from temporalio.exceptions import ApplicationError
+
+# Retry-After beyond this is not honoured as is: a provider asking for an hour's pause
+# would park the activity longer than any sane schedule-to-close; Temporal's own backoff
+# takes over instead.
+MAX_RETRY_AFTER = timedelta(minutes=5)
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+class DuragentError(Exception):
+    """Base class of the errors duragent raises on purpose."""
+
+
+class ToolError(DuragentError):
+    """A tool failed in a way the model should hear about and can act on.
+
+    Raise it from a tool function: the call ends with status ``error``, the message
+    goes back to the model as the tool's result, and the activity is not retried.
+    """
+
+    def __init__(self, message: str, *, code: str = "tool_error") -> None:
+        super().__init__(message)
+        self.code = code
+        """Short machine-readable code, e.g. ``not_found`` or ``path_escape``."""
+
+
+class AgentFailure(DuragentError):
+    """An error that fails the agent run instead of retrying a workflow task."""
+
+
+class LLMErrorType(StrEnum):
+    """``ApplicationError.type`` values for LLM failures."""
+
+    CONNECTION = "LLMConnectionError"
+    SERVER = "LLMServerError"
+    RATE_LIMITED = "LLMRateLimited"
+    CONTEXT_LENGTH = "LLMContextLengthExceeded"
+    AUTHENTICATION = "LLMAuthenticationError"
+    BAD_REQUEST = "LLMBadRequest"
+    BAD_RESPONSE = "LLMBadResponse"
+
+
+def llm_error_to_application_error(err: openai.OpenAIError) -> ApplicationError:
+    """Translate an ``openai`` exception into Temporal's retry posture.
+
+    Args:
+        err: What the ``openai`` client raised.
+
+    Returns:
+        An ``ApplicationError`` to raise from the activity.
+    """
+    if isinstance(err, openai.APIConnectionError):
+        return _retryable(LLMErrorType.CONNECTION, f"cannot reach the LLM endpoint: {err}")
+    if not isinstance(err, openai.APIStatusError):
+        return _retryable(LLMErrorType.BAD_RESPONSE, f"unexpected LLM client error: {err}")
+    status = err.status_code
+    detail = _provider_message(err)
+    if status == 429:
+        return _retryable(
+            LLMErrorType.RATE_LIMITED,
+            f"LLM rate limited (429): {detail}",
+            delay=retry_after(err.response.headers),
+        )
+    if status in RETRYABLE_STATUS or status >= 500:
+        return _retryable(
+            LLMErrorType.SERVER,
+            f"LLM server error ({status}): {detail}",
+            delay=retry_after(err.response.headers),
+        )
+    if _is_context_length(err):
+        return _fatal(LLMErrorType.CONTEXT_LENGTH, f"context too long for the model: {detail}")
+    if status in (401, 403):
+        return _fatal(
+            LLMErrorType.AUTHENTICATION,
+            f"LLM authentication failed ({status}): {detail}. "
+            "Check OPENAI_API_KEY in the worker's environment.",
+        )
+    return _fatal(
+        LLMErrorType.BAD_REQUEST,
+        f"LLM rejected the request ({status}): {detail}. "
+        "Check the model name (--model / DURAGENT_MODEL) and OPENAI_BASE_URL.",
+    )
+
+
+def retry_after(headers: object) -> timedelta | None:
+    """Read ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+
+    Args:
+        headers: A mapping of response headers (case-insensitive, as httpx gives).
+
+    Returns:
+        The delay asked for, capped at ``MAX_RETRY_AFTER``; ``None`` when absent or
+        unreadable.
+    """
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    delay = _seconds(get("retry-after-ms"), scale=0.001) or _seconds(get("retry-after"))
+    if delay is None:
+        return None
+    return min(timedelta(seconds=delay), MAX_RETRY_AFTER)
+
+
+def _seconds(value: object, *, scale: float = 1.0) -> float | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if scale == 1.0 else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    return seconds if seconds > 0 else None
+
+
+def _provider_message(err: openai.APIStatusError) -> str:
+    body = err.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return err.message
+
+
+def _is_context_length(err: openai.APIStatusError) -> bool:
+    if err.code == "context_length_exceeded":
+        return True
+    text = _provider_message(err).lower()
+    return "context length" in text or "context_length" in text
+
+
+def _retryable(
+    kind: LLMErrorType, message: str, *, delay: timedelta | None = None
+) -> ApplicationError:
+    return ApplicationError(message, type=kind.value, next_retry_delay=delay)
+
+
+def _fatal(kind: LLMErrorType, message: str) -> ApplicationError:
+    return ApplicationError(message, type=kind.value, non_retryable=True)

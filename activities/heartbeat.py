@@ -1,0 +1,34 @@
+"""Keep an activity heartbeating while it awaits something that does not."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from temporalio import activity
+
+
+@asynccontextmanager
+async def heartbeating(every: float = 5.0) -> AsyncIterator[None]:
+    """Heartbeat every ``every`` seconds while the block runs.
+
+    Cancellation of an activity only reaches it through a heartbeat, so a long LLM call
+    or tool must heartbeat even while it waits on a socket. The SDK throttles heartbeats
+    to a fraction of the heartbeat timeout, so this costs little.
+    """
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass

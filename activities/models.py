@@ -1,0 +1,166 @@
+"""Payloads that cross the activity boundary.
+
+Activities own these contracts; the workflow imports them through
+``workflow.unsafe.imports_passed_through()``. Every model is a pydantic model and
+every field added later gets a default, because histories recorded today must
+still load tomorrow.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Role(StrEnum):
+    """Who wrote a transcript message (the Chat Completions roles)."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class ToolStatus(StrEnum):
+    """Outcome of one tool call, as the model and the workflow see it."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    WAIT_RESPONSE = "wait_response"
+    RUNNING = "running"
+    PENDING_COMPRESS = "pending_compress"
+
+
+class ToolCall(BaseModel):
+    """A tool call requested by the model.
+
+    ``arguments`` stays the raw JSON text the model produced: it may be malformed,
+    and that is for the tool layer to report back to the model, not for the
+    transport to reject.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """The provider's tool call id; unique within the run."""
+    name: str
+    """The tool's name as offered to the model."""
+    arguments: str = "{}"
+    """Raw JSON arguments as produced by the model."""
+
+
+class Message(BaseModel):
+    """One transcript message in Chat Completions shape."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    """Set on assistant messages that call tools."""
+    tool_call_id: str | None = None
+    """Set on tool messages: which call this result answers."""
+    name: str | None = None
+    """Set on tool messages: the tool that produced the result."""
+
+
+class TokenUsage(BaseModel):
+    """Token counts as reported by the provider."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class LLMRequest(BaseModel):
+    """Input of the LLM activity."""
+
+    model: str
+    """Model name as the provider knows it."""
+    messages: list[Message]
+    """The prompt: system message first, then the transcript."""
+    tool_names: list[str] = Field(default_factory=list)
+    """Tools offered this cycle; the activity turns them into schemas from its registry,
+    so the schemas do not travel through history on every cycle."""
+    temperature: float | None = None
+    stream: bool = True
+    """Stream the response, heartbeating per chunk so cancellation reaches the call."""
+
+
+class LLMResult(BaseModel):
+    """Output of the LLM activity: the assistant's turn."""
+
+    message: Message
+    usage: TokenUsage = TokenUsage()
+    finish_reason: str | None = None
+    model: str = ""
+    """Model name the provider reports having used."""
+
+
+class ToolRequest(BaseModel):
+    """Input of the tool activity: one call of one tool."""
+
+    call: ToolCall
+    idempotency_key: str
+    """``workflow_id:tool_call_id``: stable across retries, worker restarts and replays,
+    so a tool with external side effects can deduplicate."""
+
+
+class ToolResult(BaseModel):
+    """Output of a tool call, fed back to the model as a tool message."""
+
+    call_id: str
+    name: str
+    status: ToolStatus
+    content: str
+    """What the model reads: the output, or an error message it can act on."""
+    error_code: str | None = None
+    """A short machine-readable code when ``status`` is ``error``."""
+
+
+class ToolKind(StrEnum):
+    """Where a tool runs."""
+
+    ACTIVITY = "activity"
+    """Executed by the tool activity on a worker."""
+    CONTROL = "control"
+    """Interpreted by the workflow itself (finish, ask the user)."""
+
+
+class ToolSpec(BaseModel):
+    """What the workflow needs to know to schedule a tool: its execution policy."""
+
+    name: str
+    kind: ToolKind = ToolKind.ACTIVITY
+    start_to_close_seconds: float = 60.0
+    heartbeat_seconds: float | None = None
+    max_attempts: int = 3
+    """Retries for unexpected failures; validation errors never retry."""
+
+
+class DescribeToolsRequest(BaseModel):
+    """Input of the activity that lists the worker's tools."""
+
+    enabled: list[str] | None = None
+    """Tool names to offer; ``None`` offers every registered tool."""
+
+
+class DescribeToolsResult(BaseModel):
+    """The tools a run may use, with their policies."""
+
+    tools: list[ToolSpec]
+    unknown: list[str] = Field(default_factory=list)
+    """Requested names that no registered tool has."""

@@ -1,0 +1,1 @@
+"""Processes: the worker, the CLI, settings, the dev server and the scripted LLM."""

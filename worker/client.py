@@ -1,0 +1,86 @@
+"""Connecting to Temporal and starting agents: what the CLI and user code call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError
+
+from worker.plugin import DuragentPlugin
+from workflows.agent import WORKFLOW_NAME, AgentWorkflow
+from workflows.models import AgentInput, AgentResult
+
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+class TemporalUnavailable(ConnectionError):
+    """No Temporal server answered at the configured address."""
+
+
+async def connect(env: Mapping[str, str], *, plugin: DuragentPlugin | None = None) -> Client:
+    """Connect with Temporal's standard environment configuration.
+
+    ``TEMPORAL_ADDRESS`` (default ``localhost:7233``), ``TEMPORAL_NAMESPACE``, API key,
+    TLS and profiles are read by the SDK's ``temporalio.envconfig``, so duragent connects
+    exactly as the ``temporal`` CLI does.
+
+    Raises:
+        TemporalUnavailable: Nothing answers at the address.
+    """
+    config = ClientConfig.load_client_connect_config(override_env_vars=dict(env))
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    try:
+        return await Client.connect(**config, plugins=[plugin or DuragentPlugin()])
+    except RuntimeError as err:
+        raise TemporalUnavailable(
+            f"cannot reach Temporal at {config['target_host']} ({_first_line(err)}); "
+            "start one with `duragent server` or set TEMPORAL_ADDRESS"
+        ) from err
+
+
+def new_agent_id() -> str:
+    """A fresh agent id (also the workflow id)."""
+    return f"agent-{uuid.uuid4().hex[:12]}"
+
+
+async def start_agent(
+    client: Client, input: AgentInput, *, task_queue: str, agent_id: str | None = None
+) -> WorkflowHandle[AgentWorkflow, AgentResult]:
+    """Start an agent; starting again with the id of a running agent returns that agent.
+
+    Raises:
+        temporalio.exceptions.WorkflowAlreadyStartedError: An agent with this id already
+            ran to its end; ids are not reused, so its result stays readable.
+    """
+    return await client.start_workflow(
+        AgentWorkflow.run,
+        input,
+        id=agent_id or new_agent_id(),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=input.task[:200],
+    )
+
+
+def agent_handle(client: Client, agent_id: str) -> WorkflowHandle[AgentWorkflow, AgentResult]:
+    """Handle of an existing agent, typed for its result."""
+    return client.get_workflow_handle_for(AgentWorkflow.run, agent_id)
+
+
+def is_not_found(err: BaseException) -> bool:
+    """True when an RPC error says the workflow does not exist."""
+    from temporalio.service import RPCStatusCode
+
+    return isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+__all__ = ["WORKFLOW_NAME", "TemporalUnavailable", "agent_handle", "connect", "start_agent"]

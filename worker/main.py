@@ -1,0 +1,60 @@
+"""The worker process: read settings, connect, run until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.tools import Tool
+from worker.plugin import DuragentPlugin, build_openai_client, worker_activities
+from worker.settings import Settings
+
+log = logging.getLogger("duragent.worker")
+
+# In-flight activities get this long to finish after SIGTERM before they are cancelled;
+# what does not finish is retried on another worker, so a deploy loses no work.
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    tools: Sequence[Tool[Any]] | None = None,
+    task_queue: str | None = None,
+) -> Worker:
+    """A worker for the agent workflow and its activities, with the duragent plugin."""
+    activities = worker_activities(
+        client=build_openai_client(settings.llm), workspace=settings.workspace, tools=tools
+    )
+    # A client made by ``worker.client.connect`` carries the plugin already, and the
+    # worker inherits it; a plugin given twice would register the workflow twice.
+    has_plugin = any(isinstance(p, DuragentPlugin) for p in client.config()["plugins"])
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        activities=activities,
+        plugins=[] if has_plugin else [DuragentPlugin()],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(client: Client, settings: Settings) -> None:
+    """Run a worker until SIGTERM or SIGINT, then shut down gracefully."""
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling task queue %r", settings.task_queue)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight activities")
+    log.info("worker stopped")

@@ -1,0 +1,71 @@
+"""One plugin wires duragent into a client, a worker or a replayer.
+
+The worker, the tests and the replayer all use it, so the data converter, the
+workflows and the activities cannot drift apart between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from openai import AsyncOpenAI
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.plugin import SimplePlugin
+
+from activities.errors import AgentFailure
+from activities.llm import LLMActivities
+from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
+from activities.tools.activity import ToolActivities
+from worker.settings import PLACEHOLDER_API_KEY, LLMSettings
+from workflows.agent import AgentWorkflow
+
+PLUGIN_NAME = "duragent"
+
+
+class DuragentPlugin(SimplePlugin):
+    """Pydantic data converter, the agent workflow and its failure types.
+
+    Put it on the client: workers made from that client inherit it, and a replayer takes
+    the same plugin. Activities hold injected clients, so the worker passes them itself
+    (see :func:`worker_activities`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            PLUGIN_NAME,
+            data_converter=pydantic_data_converter,
+            workflows=[AgentWorkflow],
+            workflow_failure_exception_types=[AgentFailure],
+        )
+
+
+def build_openai_client(llm: LLMSettings) -> AsyncOpenAI:
+    """The OpenAI-compatible client, without SDK retries: Temporal owns retries."""
+    return AsyncOpenAI(
+        base_url=llm.base_url,
+        api_key=llm.api_key or PLACEHOLDER_API_KEY,
+        max_retries=0,
+        timeout=llm.timeout_seconds,
+    )
+
+
+def worker_activities(
+    *,
+    client: AsyncOpenAI,
+    workspace: Path,
+    tools: Sequence[Tool[Any]] | None = None,
+) -> list[Callable[..., Any]]:
+    """Build the activity objects once and return their activity methods.
+
+    Args:
+        client: The OpenAI-compatible client (``max_retries=0``).
+        workspace: Root folder of the file tools; created when missing.
+        tools: Tools to offer; the built-in set when ``None``.
+    """
+    registry = ToolRegistry(default_tools() if tools is None else tools)
+    workspace.mkdir(parents=True, exist_ok=True)
+    llm = LLMActivities(client, registry)
+    tool_activities = ToolActivities(registry, LocalWorkspace(workspace))
+    return [llm.chat, tool_activities.describe_tools, tool_activities.run_tool]

@@ -1,0 +1,66 @@
+"""Process settings, read from the environment once, in the entry point.
+
+Nothing below the entry point reads ``os.environ``: settings are passed down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TASK_QUEUE = "duragent"
+DEFAULT_MODEL = "gpt-4o-mini"
+# Local OpenAI-compatible servers (vLLM, Ollama, LiteLLM) accept any key; the openai
+# client insists on one, so a placeholder stands in when none is configured.
+PLACEHOLDER_API_KEY = "not-needed"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot work; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Where the worker sends LLM calls."""
+
+    base_url: str | None = None
+    """``OPENAI_BASE_URL``; ``None`` means OpenAI itself."""
+    api_key: str | None = field(default=None, repr=False)
+    """``OPENAI_API_KEY``; lives only in the worker's memory, never in history or logs."""
+    timeout_seconds: float = 600.0
+    """HTTP timeout of one request; the activity's start-to-close bounds it too."""
+
+    @property
+    def configured(self) -> bool:
+        """True when there is somewhere to send requests."""
+        return bool(self.base_url or self.api_key)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a duragent process needs to know about its environment."""
+
+    task_queue: str = DEFAULT_TASK_QUEUE
+    """``DURAGENT_TASK_QUEUE``: the queue workers poll and agents are started on."""
+    workspace: Path = Path("workspace")
+    """``DURAGENT_WORKSPACE``: the folder the file tools work in."""
+    model: str = DEFAULT_MODEL
+    """``DURAGENT_MODEL``: the default model of new agents."""
+    llm: LLMSettings = LLMSettings()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read settings from an environment mapping (``os.environ`` in entry points)."""
+        task_queue = env.get("DURAGENT_TASK_QUEUE", DEFAULT_TASK_QUEUE).strip()
+        if not task_queue:
+            raise SettingsError("DURAGENT_TASK_QUEUE is empty")
+        return cls(
+            task_queue=task_queue,
+            workspace=Path(env.get("DURAGENT_WORKSPACE") or "workspace"),
+            model=env.get("DURAGENT_MODEL") or DEFAULT_MODEL,
+            llm=LLMSettings(
+                base_url=env.get("OPENAI_BASE_URL") or None,
+                api_key=env.get("OPENAI_API_KEY") or None,
+            ),
+        )

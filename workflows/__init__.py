@@ -1,0 +1,1 @@
+"""Deterministic workflow code: the agent workflow, its state and its decisions."""
