@@ -188,10 +188,7 @@ async def _print_result(client: Client, agent_id: str, *, as_json: bool) -> int:
     try:
         result = await agent_handle(client, agent_id).result()
     except WorkflowFailureError as err:
-        cause = err.cause
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        print(f"status: failed\nerror: {cause}")
+        print(f"status: failed\nerror: {err.cause}")
         return EXIT_NOT_COMPLETED
     if as_json:
         print(result.model_dump_json(indent=2))

@@ -17,7 +17,7 @@ from pathlib import Path
 from activities.models import Message
 from worker.client import connect, start_agent
 from worker.devserver import DevServer
-from worker.main import build_worker
+from worker.main import agent_worker
 from worker.scripted_llm import ScriptedLLMServer
 from worker.settings import LLMSettings, Settings
 from workflows.agent import AgentWorkflow
@@ -38,7 +38,7 @@ async def run_demo(env: Mapping[str, str]) -> int:
     async with _temporal(env) as (temporal_env, ui_url), _llm(settings) as llm:
         settings = dataclasses.replace(settings, llm=llm, task_queue=DEMO_TASK_QUEUE)
         client = await connect(temporal_env)
-        async with build_worker(client, settings):
+        async with agent_worker(client, settings):
             handle = await start_agent(
                 client, AgentInput(task=DEMO_TASK, model=settings.model), task_queue=DEMO_TASK_QUEUE
             )

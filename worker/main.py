@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from openai import AsyncOpenAI
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -23,23 +25,35 @@ log = logging.getLogger("duragent.worker")
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
+@asynccontextmanager
+async def agent_worker(
+    client: Client, settings: Settings, *, tools: Sequence[Tool[Any]] | None = None
+) -> AsyncIterator[Worker]:
+    """Run a worker inside the block; on exit it shuts down gracefully.
+
+    The worker owns its OpenAI-compatible client: built here, closed after the last
+    activity has finished.
+    """
+    async with build_openai_client(settings.llm) as llm_client:
+        async with build_worker(client, settings, llm_client, tools=tools) as worker:
+            yield worker
+
+
 def build_worker(
     client: Client,
     settings: Settings,
+    llm_client: AsyncOpenAI,
     *,
     tools: Sequence[Tool[Any]] | None = None,
-    task_queue: str | None = None,
 ) -> Worker:
     """A worker for the agent workflow and its activities, with the duragent plugin."""
-    activities = worker_activities(
-        client=build_openai_client(settings.llm), workspace=settings.workspace, tools=tools
-    )
+    activities = worker_activities(client=llm_client, workspace=settings.workspace, tools=tools)
     # A client made by ``worker.client.connect`` carries the plugin already, and the
     # worker inherits it; a plugin given twice would register the workflow twice.
     has_plugin = any(isinstance(p, DuragentPlugin) for p in client.config()["plugins"])
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
+        task_queue=settings.task_queue,
         activities=activities,
         plugins=[] if has_plugin else [DuragentPlugin()],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -48,12 +62,11 @@ def build_worker(
 
 async def run_worker(client: Client, settings: Settings) -> None:
     """Run a worker until SIGTERM or SIGINT, then shut down gracefully."""
-    worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
+    async with agent_worker(client, settings):
         log.info("worker polling task queue %r", settings.task_queue)
         await stop.wait()
         log.info("shutting down: finishing in-flight activities")

@@ -1,0 +1,124 @@
+"""Shared fixtures: one real Temporal dev server and one scripted LLM server per session.
+
+Each test gets its own task queue and workspace, and registers its own LLM script
+under a unique marker, so tests never see each other's agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from worker.client import connect
+from worker.devserver import DevServer
+from worker.main import agent_worker
+from worker.scripted_llm import ScriptedLLMServer
+from worker.settings import LLMSettings, Settings
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1", None, ""}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_real_llm_provider() -> Iterator[None]:
+    """Fail any test that tries to resolve a non-loopback host (a real LLM provider).
+
+    Name resolution is the first step of any request to OpenAI or another hosted
+    provider, so refusing it turns an accidental real call into a loud failure.
+    """
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in LOOPBACK and not str(name).startswith("127."):
+            raise AssertionError(f"test tried to reach {name!r}: only loopback is allowed")
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = guarded  # type: ignore[assignment]
+    yield
+    socket.getaddrinfo = real
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[DevServer]:
+    """The session's real Temporal dev server."""
+    async with DevServer(ui=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def client(temporal: DevServer) -> Client:
+    """A client with the duragent plugin, as the CLI builds it."""
+    return await connect({"TEMPORAL_ADDRESS": temporal.address})
+
+
+@pytest.fixture(scope="session")
+def llm() -> Iterator[ScriptedLLMServer]:
+    """The session's scripted OpenAI-compatible server."""
+    with ScriptedLLMServer() as server:
+        yield server
+
+
+@dataclass
+class Harness:
+    """What a workflow test needs: its own queue, workspace, script marker and worker."""
+
+    client: Client
+    llm: ScriptedLLMServer
+    workspace: Path
+    task_queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:10]}")
+    marker: str = field(default_factory=lambda: f"[run {uuid.uuid4().hex[:10]}]")
+
+    def settings(self, llm: LLMSettings | None = None) -> Settings:
+        """Worker settings aimed at the scripted LLM and this test's workspace."""
+        return Settings(
+            task_queue=self.task_queue,
+            workspace=self.workspace,
+            model="scripted",
+            llm=llm or LLMSettings(base_url=self.llm.base_url, api_key="test-key"),
+        )
+
+    def script(self, steps: list[dict[str, Any]], **extra: Any) -> str:
+        """Register a script for this test; returns a task text that selects it."""
+        self.llm.add_script({"name": self.marker, "match": self.marker, "steps": steps, **extra})
+        return f"{self.marker} do the task"
+
+    def worker(self, llm: LLMSettings | None = None) -> AbstractAsyncContextManager[Worker]:
+        """``async with h.worker():`` runs a fresh worker on this test's task queue."""
+        return agent_worker(self.client, self.settings(llm))
+
+    def requests(self) -> list[Any]:
+        """Requests the scripted LLM answered for this test's script."""
+        return [r for r in self.llm.requests if r.script == self.marker]
+
+
+@pytest.fixture
+def harness(client: Client, llm: ScriptedLLMServer, tmp_path: Path) -> Harness:
+    """A per-test harness on the shared servers."""
+    return Harness(client=client, llm=llm, workspace=tmp_path / "workspace")
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy, or fail."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)  # polling interval of a deadline wait (ok)
+
