@@ -43,7 +43,7 @@ def no_real_llm_provider() -> Iterator[None]:
             raise AssertionError(f"test tried to reach {name!r}: only loopback is allowed")
         return real(host, *args, **kwargs)
 
-    socket.getaddrinfo = guarded  # type: ignore[assignment]
+    socket.getaddrinfo = guarded
     yield
     socket.getaddrinfo = real
 
@@ -108,10 +108,10 @@ def harness(client: Client, llm: ScriptedLLMServer, tmp_path: Path) -> Harness:
 
 
 async def eventually(
-    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
+    check: Callable[[], Any], *, within: float = 20.0, interval: float = 0.05
 ) -> Any:
     """Poll ``check`` (sync or async) until it returns something truthy, or fail."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = check()
         if asyncio.iscoroutine(value):
@@ -119,6 +119,5 @@ async def eventually(
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)  # polling interval of a deadline wait (ok)
-

@@ -13,7 +13,6 @@ from worker.client import start_agent
 from workflows.agent import AgentWorkflow
 from workflows.models import ActivityPolicy, AgentInput, AgentResult, AgentStatus, ReplyInput
 
-
 LLM = "duragent.llm_chat"
 
 
@@ -86,8 +85,13 @@ async def test_malformed_and_invalid_arguments_go_back_to_the_model(harness: Har
 
     assert result.status is AgentStatus.COMPLETED
     seen = tool_messages(harness.requests()[-1].body)
-    assert seen[0].startswith("ERROR (invalid_arguments): arguments for _write_file are not valid JSON")
-    assert seen[1] == "ERROR (invalid_arguments): invalid arguments for _write_file: content: Field required"
+    assert seen[0].startswith(
+        "ERROR (invalid_arguments): arguments for _write_file are not valid JSON"
+    )
+    assert (
+        seen[1]
+        == "ERROR (invalid_arguments): invalid arguments for _write_file: content: Field required"
+    )
     assert seen[2].startswith("ERROR (unknown_tool): unknown tool '_no_such_tool'")
     assert not (harness.workspace / "x.txt").exists()
 
@@ -197,13 +201,14 @@ async def test_ask_user_waits_for_a_reply_then_completes(harness: Harness) -> No
     assert len(accepted) == 1
 
 
-async def rejected(handle: WorkflowHandle[Any, Any], reply: ReplyInput, why: str) -> None:
+async def rejected(
+    handle: WorkflowHandle[AgentWorkflow, AgentResult], reply: ReplyInput, why: str
+) -> None:
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await handle.execute_update(AgentWorkflow.reply, reply)
+        _ = await handle.execute_update(AgentWorkflow.reply, reply)
     assert why in str(err.value.cause)
 
 
 async def _waiting(handle: WorkflowHandle[Any, Any]) -> Any:
     view = await handle.query(AgentWorkflow.status)
     return view if view.status is AgentStatus.WAITING_USER else None
-

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import temporalio.api.workflowservice.v1 as workflow_service
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from worker.devserver import (
-    CLI_MODULE,
     DevServer,
     DevServerError,
     cache_dir,
@@ -30,9 +28,6 @@ from worker.devserver import (
 )
 
 # A cold `go install` of the CLI takes minutes; the first real-server test may wait for it.
-CLI_BUILD_WAIT_SECONDS = 15 * 60
-CLI_BUILD_POLL_SECONDS = 15
-real_server = pytest.mark.timeout(CLI_BUILD_WAIT_SECONDS + 180)
 
 
 def _fake_executable(path: Path) -> Path:
@@ -109,27 +104,9 @@ def test_lookup_order_env_then_path_then_cache(
 # ---------------------------------------------------------------- the real CLI
 
 
-def _foreign_cli_build_running() -> bool:
-    """Whether some process runs `go install` of the Temporal CLI (Linux /proc scan)."""
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue  # the process ended while we looked
-        if b"install" in args and any(arg.startswith(CLI_MODULE.encode()) for arg in args):
-            return True
-    return False
-
-
 @pytest.fixture(scope="session")
 def temporal_cli() -> Path:
-    """The real pinned CLI, waiting for a build already under way, else installing it."""
-    deadline = time.monotonic() + CLI_BUILD_WAIT_SECONDS
-    while _foreign_cli_build_running():
-        if time.monotonic() > deadline:
-            pytest.fail(f"Temporal CLI build still running after {CLI_BUILD_WAIT_SECONDS} s")
-        print(f"waiting for the Temporal CLI build under way ({CLI_BUILD_POLL_SECONDS} s)")
-        time.sleep(CLI_BUILD_POLL_SECONDS)  # polling a condition, with the deadline above
+    """The real pinned CLI (``make test`` installs it before pytest starts)."""
     return ensure_temporal_cli()
 
 
@@ -138,7 +115,6 @@ def _port_is_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-@real_server
 async def test_real_server_answers_then_stops(temporal_cli: Path) -> None:
     server = DevServer(cli=temporal_cli, search_attributes={"DuragentStatus": "Keyword"})
     async with server:
@@ -158,7 +134,6 @@ async def test_real_server_answers_then_stops(temporal_cli: Path) -> None:
     assert not scratch_db.exists(), "the temporary database is removed on stop"
 
 
-@real_server
 async def test_restart_keeps_workflows_on_same_address(temporal_cli: Path, tmp_path: Path) -> None:
     db_file = tmp_path / "temporal.db"
     server = DevServer(cli=temporal_cli, db_file=db_file, ui=False)
@@ -179,7 +154,6 @@ async def test_restart_keeps_workflows_on_same_address(temporal_cli: Path, tmp_p
     assert db_file.exists(), "a caller's database file is never deleted"
 
 
-@real_server
 async def test_early_exit_raises_with_server_output(temporal_cli: Path) -> None:
     server = DevServer(cli=temporal_cli, ui=False, extra_args=["--no-such-flag"])
     with pytest.raises(DevServerError, match=r"(?s)exited early.*no-such-flag"):
@@ -188,7 +162,6 @@ async def test_early_exit_raises_with_server_output(temporal_cli: Path) -> None:
     server.stop()
 
 
-@real_server
 async def test_sync_start_refuses_to_block_a_running_loop(temporal_cli: Path) -> None:
     server = DevServer(cli=temporal_cli, ui=False)
     with pytest.raises(DevServerError, match="astart"):
@@ -196,7 +169,6 @@ async def test_sync_start_refuses_to_block_a_running_loop(temporal_cli: Path) ->
     assert not server.running
 
 
-@real_server
 def test_sync_context_manager(temporal_cli: Path) -> None:
     with DevServer(cli=temporal_cli, ui=False) as server:
         assert server.running
@@ -204,7 +176,6 @@ def test_sync_context_manager(temporal_cli: Path) -> None:
     assert not server.running
 
 
-@real_server
 async def test_module_entry_point_runs_until_sigint(temporal_cli: Path) -> None:
     port, ui_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(

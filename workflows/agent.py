@@ -254,8 +254,6 @@ def _activity_options(p: ActivityPolicy) -> _ActivityOptions:
     }
 
 
-def _cause(err: BaseException) -> str:
-    """The innermost message of a Temporal failure chain: what actually went wrong."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err)
+def _cause(err: ActivityError) -> str:
+    """What the activity said went wrong (not the wrapper's "activity task failed")."""
+    return str(err.cause or err)
