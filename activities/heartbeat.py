@@ -10,13 +10,20 @@ from temporalio import activity
 
 
 @asynccontextmanager
-async def heartbeating(every: float = 5.0) -> AsyncIterator[None]:
-    """Heartbeat every ``every`` seconds while the block runs.
+async def heartbeating(every: float | None = None) -> AsyncIterator[None]:
+    """Heartbeat while the block runs.
 
     Cancellation of an activity only reaches it through a heartbeat, so a long LLM call
     or tool must heartbeat even while it waits on a socket. The SDK throttles heartbeats
     to a fraction of the heartbeat timeout, so this costs little.
+
+    Args:
+        every: Seconds between heartbeats; by default a third of the activity's
+            heartbeat timeout (at most 5 s), so a live attempt is never taken for dead.
     """
+    if every is None:
+        timeout = activity.info().heartbeat_timeout
+        every = min(5.0, timeout.total_seconds() / 3) if timeout else 5.0
 
     async def beat() -> None:
         while True:

@@ -231,5 +231,19 @@ async def _reply(client: Client, args: argparse.Namespace, settings: Settings) -
     return EXIT_OK
 
 
+def entry_point() -> NoReturn:
+    """The console script: run :func:`main`, then leave without interpreter teardown.
+
+    The Temporal SDK's Rust threads can touch the GIL while CPython finalizes and abort
+    the process (temporalio/sdk-python issue 300), turning a clean exit into a crash with
+    a non-zero status. Everything worth keeping is flushed first; then ``os._exit``.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -733,11 +733,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_reply(_error(400, "'messages' must be an array.", "invalid_messages"))
             return
         plan = _plan_completion(self.server.book, body)
+        # Logged on arrival, before any delay: a test can see that a call is in flight
+        # (and kill its worker then), and a client that got its answer finds it here.
+        self.server.book.record(plan.record)
         if plan.delay and self.server.stopping.wait(plan.delay):
             self.close_connection = True  # stopping: give up on the slow answer
             return
-        # Logged before answering, so a client that got its answer always finds it here.
-        self.server.book.record(plan.record)
         self._send_reply(plan.reply)
 
     def _send_reply(self, reply: _Reply) -> None:

@@ -1,0 +1,144 @@
+"""A run outlives its workers: replaced between cycles, or killed with SIGKILL mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+
+from tests.conftest import Harness, eventually
+from worker.client import start_agent
+from workflows.models import ActivityPolicy, AgentInput, AgentStatus
+
+CYCLES = 4  # three logging cycles, then _task_finish
+
+
+def logging_script(slow_step: int, delay: float) -> list[dict[str, Any]]:
+    """Each cycle appends one line to log.txt, so a repeated cycle would show twice."""
+    steps: list[dict[str, Any]] = [
+        {
+            "tool_calls": [
+                {
+                    "name": "_write_file",
+                    "arguments": {"path": "log.txt", "content": f"cycle {i}\n", "append": True},
+                }
+            ]
+        }
+        for i in range(CYCLES - 1)
+    ]
+    steps.append({"tool_calls": [{"name": "_task_finish", "arguments": {"message": "logged"}}]})
+    steps[slow_step]["delay_seconds"] = delay
+    return steps
+
+
+async def scheduled_llm_calls(handle: WorkflowHandle[Any, Any]) -> int:
+    return len(
+        [
+            e
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "duragent.llm_chat"
+        ]
+    )
+
+
+def assert_each_cycle_once(workspace: Path) -> None:
+    lines = (workspace / "log.txt").read_text().splitlines()
+    assert lines == [f"cycle {i}" for i in range(CYCLES - 1)]
+
+
+async def test_worker_replaced_between_cycles_repeats_no_cycle(harness: Harness) -> None:
+    task = harness.script(logging_script(slow_step=1, delay=1.0))
+    async with harness.worker():
+        handle = await start_agent(
+            harness.client, AgentInput(task=task, model="scripted"), task_queue=harness.task_queue
+        )
+        await eventually(lambda: any(r.step == 1 for r in harness.requests()))
+        # Leaving the block shuts worker A down gracefully while cycle 2's LLM call runs.
+    async with harness.worker():  # worker B: an empty cache, so it replays history
+        result = await handle.result()
+
+    assert result.status is AgentStatus.COMPLETED
+    assert result.cycles == CYCLES
+    assert await scheduled_llm_calls(handle) == CYCLES
+    assert Counter(r.step for r in harness.requests()) == dict.fromkeys(range(CYCLES), 1)
+    assert_each_cycle_once(harness.workspace)
+
+
+async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
+    harness: Harness, tmp_path: Path
+) -> None:
+    task = harness.script(logging_script(slow_step=1, delay=3.0))
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": harness.client.service_client.config.target_host,
+        "OPENAI_BASE_URL": harness.llm.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "DURAGENT_TASK_QUEUE": harness.task_queue,
+        "DURAGENT_WORKSPACE": str(harness.workspace),
+    }
+    # A short heartbeat timeout, so the killed attempt is retried in seconds, not minutes.
+    policy = ActivityPolicy(heartbeat_seconds=1.0, initial_interval_seconds=0.1)
+    first = await spawn_worker(env, tmp_path / "worker-1.log")
+    try:
+        handle = await start_agent(
+            harness.client,
+            AgentInput(task=task, model="scripted", llm_policy=policy),
+            task_queue=harness.task_queue,
+        )
+        await eventually(lambda: any(r.step == 1 for r in harness.requests()), within=60)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    second = await spawn_worker(env, tmp_path / "worker-2.log")
+    try:
+        result = await cli(env, "result", handle.id, "--wait")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 60) == 0  # graceful exit on SIGTERM
+
+    assert result.returncode == 0, result.stderr
+    assert "status: completed" in result.stdout and "answer: logged" in result.stdout
+    assert await scheduled_llm_calls(handle) == CYCLES  # the attempt was retried, not the cycle
+    steps = Counter(r.step for r in harness.requests())
+    assert steps[1] == 2 and all(steps[s] == 1 for s in (0, 2, 3))
+    assert_each_cycle_once(harness.workspace)
+
+
+async def spawn_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    with log.open("wb") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker.cli", "worker", env=env, stdout=out, stderr=out
+        )
+
+
+class Completed:
+    """A finished CLI process."""
+
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
+        self.returncode = returncode
+        self.stdout = stdout.decode()
+        self.stderr = stderr.decode()
+
+
+async def cli(env: dict[str, str], *args: str) -> Completed:
+    """Run ``duragent ARGS`` as its own process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return Completed(proc.returncode, stdout, stderr)
