@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from tests.conftest import Harness, eventually
+from tests.processes import cli, spawn_worker, worker_env
 from worker.client import start_agent
 from workflows.models import ActivityPolicy, AgentInput, AgentStatus
 
@@ -76,14 +75,7 @@ async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
     harness: Harness, tmp_path: Path
 ) -> None:
     task = harness.script(logging_script(slow_step=1, delay=3.0))
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": harness.client.service_client.config.target_host,
-        "OPENAI_BASE_URL": harness.llm.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "DURAGENT_TASK_QUEUE": harness.task_queue,
-        "DURAGENT_WORKSPACE": str(harness.workspace),
-    }
+    env = worker_env(harness)
     # A short heartbeat timeout, so the killed attempt is retried in seconds, not minutes.
     policy = ActivityPolicy(heartbeat_seconds=1.0, initial_interval_seconds=0.1)
     first = await spawn_worker(env, tmp_path / "worker-1.log")
@@ -110,35 +102,3 @@ async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
     steps = Counter(r.step for r in harness.requests())
     assert steps[1] == 2 and all(steps[s] == 1 for s in (0, 2, 3))
     assert_each_cycle_once(harness.workspace)
-
-
-async def spawn_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    with log.open("wb") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.cli", "worker", env=env, stdout=out, stderr=out
-        )
-
-
-class Completed:
-    """A finished CLI process."""
-
-    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
-        self.returncode = returncode
-        self.stdout = stdout.decode()
-        self.stderr = stderr.decode()
-
-
-async def cli(env: dict[str, str], *args: str) -> Completed:
-    """Run ``duragent ARGS`` as its own process."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "worker.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return Completed(proc.returncode, stdout, stderr)
