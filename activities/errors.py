@@ -144,9 +144,12 @@ def _seconds(value: object, *, scale: float = 1.0) -> float | None:
     try:
         seconds = float(value) * scale
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if scale == 1.0 else None
-        if parsed is None:
+        if scale != 1.0:
             return None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None  # a header we cannot read is no reason to fail the retry
         seconds = parsed.timestamp() - time.time()
     return seconds if seconds > 0 else None
 

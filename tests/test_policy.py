@@ -1,0 +1,134 @@
+"""Pure decision functions and error mapping: no Temporal, no network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx2
+import openai
+import pytest
+
+from activities.errors import LLMErrorType, llm_error_to_application_error, retry_after
+from activities.models import ToolCall, ToolResult, ToolStatus
+from workflows import policy
+
+
+def call(name: str, arguments: str, id: str = "c1") -> ToolCall:
+    return ToolCall(id=id, name=name, arguments=arguments)
+
+
+def test_finish_wins_over_a_question_and_the_question_is_answered() -> None:
+    calls = [
+        call("_ask_user", '{"question": "really?"}', "q"),
+        call("_task_finish", '{"message": "done", "files": ["a.md"]}', "f"),
+    ]
+    control = policy.interpret_control_calls(calls)
+    directive = policy.decide(calls, control)
+    assert directive.kind is policy.DirectiveKind.FINISH
+    assert (directive.answer, directive.files) == ("done", ("a.md",))
+    assert control.results["q"].status is ToolStatus.ERROR  # every call gets an answer
+
+
+def test_only_the_first_question_is_asked() -> None:
+    calls = [
+        call("_ask_user", '{"question": "one"}', "1"),
+        call("_ask_user", '{"question": "two"}', "2"),
+    ]
+    control = policy.interpret_control_calls(calls)
+    assert control.question is not None and control.question.question == "one"
+    assert control.results["2"].error_code == "busy"
+    assert policy.decide(calls, control).kind is policy.DirectiveKind.ASK
+
+
+def test_invalid_finish_goes_back_to_the_model() -> None:
+    calls = [call("_task_finish", '{"msg": "x"}')]
+    control = policy.interpret_control_calls(calls)
+    assert control.finish is None
+    assert control.results["c1"].error_code == "invalid_arguments"
+    assert "message: Field required" in control.results["c1"].content
+    assert policy.decide(calls, control).kind is policy.DirectiveKind.CONTINUE
+
+
+def test_no_calls_nudges() -> None:
+    assert policy.decide([], policy.interpret_control_calls([])).kind is policy.DirectiveKind.NUDGE
+
+
+def test_error_results_are_marked_for_the_model() -> None:
+    result = ToolResult(
+        call_id="c", name="t", status=ToolStatus.ERROR, content="bad", error_code="x"
+    )
+    assert policy.tool_message(result).content == "ERROR (x): bad"
+
+
+def test_system_prompt_is_stable_across_cycles() -> None:
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = policy.system_prompt(None, start, ["_read_file"])
+    assert first == policy.system_prompt(None, start, ["_read_file"])
+    assert "2026-01-02T03:04:05" in first and "_read_file" in first
+    assert policy.system_prompt("You are a poet.", start, []).startswith("You are a poet.")
+
+
+def test_cycles_exhausted() -> None:
+    assert not policy.cycles_exhausted(2, 3)
+    assert policy.cycles_exhausted(3, 3)
+
+
+def status_error(
+    status: int, *, headers: dict[str, str] | None = None, code: str | None = None
+) -> openai.APIStatusError:
+    request = httpx2.Request("POST", "http://llm/v1/chat/completions")
+    response = httpx2.Response(status, headers=headers or {}, request=request)
+    body = {"message": f"status {status}", "code": code}
+    cls = openai.APIStatusError
+    return cls(f"Error code: {status}", response=response, body=body)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (408, LLMErrorType.SERVER, True),
+        (409, LLMErrorType.SERVER, True),
+        (429, LLMErrorType.RATE_LIMITED, True),
+        (500, LLMErrorType.SERVER, True),
+        (503, LLMErrorType.SERVER, True),
+        (400, LLMErrorType.BAD_REQUEST, False),
+        (401, LLMErrorType.AUTHENTICATION, False),
+        (403, LLMErrorType.AUTHENTICATION, False),
+        (404, LLMErrorType.BAD_REQUEST, False),
+        (422, LLMErrorType.BAD_REQUEST, False),
+    ],
+)
+def test_status_codes_map_to_retry_posture(
+    status: int, kind: LLMErrorType, retryable: bool
+) -> None:
+    err = llm_error_to_application_error(status_error(status))
+    assert err.type == kind.value
+    assert err.non_retryable is not retryable
+    assert f"({status})" in err.message
+
+
+def test_context_length_is_its_own_kind() -> None:
+    err = llm_error_to_application_error(status_error(400, code="context_length_exceeded"))
+    assert err.type == LLMErrorType.CONTEXT_LENGTH.value and err.non_retryable
+
+
+def test_connection_errors_retry() -> None:
+    request = httpx2.Request("POST", "http://llm/v1/chat/completions")
+    err = llm_error_to_application_error(openai.APIConnectionError(request=request))
+    assert err.type == LLMErrorType.CONNECTION.value and not err.non_retryable
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after({"retry-after": "2"}) == timedelta(seconds=2)
+    assert retry_after({"retry-after-ms": "1500"}) == timedelta(seconds=1.5)
+    assert retry_after({"retry-after": "3600"}) == timedelta(minutes=5)  # capped
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+    future = (datetime.now(UTC) + timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    delay = retry_after({"retry-after": future})
+    assert delay is not None and timedelta(seconds=25) < delay <= timedelta(seconds=30)
+
+
+def test_429_carries_next_retry_delay() -> None:
+    err = llm_error_to_application_error(status_error(429, headers={"retry-after": "7"}))
+    assert err.next_retry_delay == timedelta(seconds=7)
