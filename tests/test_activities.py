@@ -17,6 +17,7 @@ from activities.llm import LLMActivities
 from activities.models import (
     DescribeToolsRequest,
     LLMRequest,
+    LLMResult,
     Message,
     Role,
     ToolCall,
