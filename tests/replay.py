@@ -17,6 +17,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
+from tests.conftest import eventually
 from worker.client import connect, start_agent
 from worker.devserver import DevServer
 from worker.main import agent_worker
