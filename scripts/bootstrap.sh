@@ -2,23 +2,24 @@
 # Installs what duragent needs on a fresh machine, reusing what is already there:
 # uv (from PyPI when missing), the locked Python environment, and the pinned Temporal
 # CLI in the per-user cache (~/.cache/duragent/bin; built once with Go, minutes).
+# Prints the command that runs uv, for the Makefile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-uv_bin() {
-  command -v uv 2>/dev/null && return
-  for candidate in "$HOME/.local/bin/uv" "$(python3 -m site --user-base 2>/dev/null)/bin/uv"; do
-    [ -x "$candidate" ] && { echo "$candidate"; return; }
-  done
+find_uv() {
+  if command -v uv >/dev/null 2>&1; then echo uv; return; fi
+  if [ -x "$HOME/.local/bin/uv" ]; then echo "$HOME/.local/bin/uv"; return; fi
+  if python3 -m uv --version >/dev/null 2>&1; then echo "python3 -m uv"; return; fi
   return 1
 }
 
-if ! UV=$(uv_bin); then
+if ! UV=$(find_uv); then
   echo "bootstrap: installing uv from PyPI (once)" >&2
-  python3 -m pip install --quiet --user uv >&2
-  UV=$(uv_bin) || { echo "bootstrap: uv installed but not found on PATH" >&2; exit 1; }
+  python3 -m pip install --quiet --user uv >&2 || python3 -m pip install --quiet uv >&2
+  UV=$(find_uv) || { echo "bootstrap: uv was installed but cannot be run" >&2; exit 1; }
 fi
 
-"$UV" sync --frozen --quiet >&2
-"$UV" run --frozen python -c "from worker.devserver import ensure_temporal_cli; ensure_temporal_cli()" >&2
+$UV sync --frozen --quiet >&2
+$UV run --frozen python -c \
+  "from worker.devserver import ensure_temporal_cli; ensure_temporal_cli()" >&2
 echo "$UV"
