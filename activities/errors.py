@@ -3,9 +3,12 @@
 The tree::
 
     DuragentError                 base of everything duragent raises on purpose
-    ├── ToolError                 a tool could not do what was asked; the model is told
-    │                             (status ``error`` with a code), nothing is retried
-    └── AgentFailure              fails the whole run (declared a workflow failure type)
+    └── ToolError                 a tool could not do what was asked; the model is told
+                                  (status ``error`` with a code), nothing is retried
+
+The workflow fails a run with ``ApplicationError(type="AgentFailed")`` carrying the
+activity's own message (e.g. a bad API key), so Temporal shows the run as Failed with
+a reason a person can act on.
 
 Errors from the LLM provider never escape an activity as themselves: they become a
 ``temporalio.exceptions.ApplicationError`` whose ``type`` is one of the
@@ -59,10 +62,6 @@ class ToolError(DuragentError):
         super().__init__(message)
         self.code = code
         """Short machine-readable code, e.g. ``not_found`` or ``path_escape``."""
-
-
-class AgentFailure(DuragentError):
-    """An error that fails the agent run instead of retrying a workflow task."""
 
 
 class LLMErrorType(StrEnum):

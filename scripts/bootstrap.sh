@@ -5,6 +5,9 @@
 # Prints the command that runs uv, for the Makefile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Trust the system's certificate store, as pip does: behind a TLS-inspecting proxy the
+# bundled roots of uv would refuse the registry.
+export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 
 find_uv() {
   if command -v uv >/dev/null 2>&1; then echo uv; return; fi

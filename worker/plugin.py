@@ -14,7 +14,6 @@ from openai import AsyncOpenAI
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.plugin import SimplePlugin
 
-from activities.errors import AgentFailure
 from activities.llm import LLMActivities
 from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
 from activities.tools.activity import ToolActivities
@@ -25,7 +24,7 @@ PLUGIN_NAME = "duragent"
 
 
 class DuragentPlugin(SimplePlugin):
-    """Pydantic data converter, the agent workflow and its failure types.
+    """Pydantic data converter and the agent workflow.
 
     Put it on the client: workers made from that client inherit it, and a replayer takes
     the same plugin. Activities hold injected clients, so the worker passes them itself
@@ -37,7 +36,6 @@ class DuragentPlugin(SimplePlugin):
             PLUGIN_NAME,
             data_converter=pydantic_data_converter,
             workflows=[AgentWorkflow],
-            workflow_failure_exception_types=[AgentFailure],
         )
 
 
