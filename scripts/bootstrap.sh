@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Trust the system's certificate store, as pip does: behind a TLS-inspecting proxy the
 # bundled roots of uv would refuse the registry.
-export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
+export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
 
 find_uv() {
   if command -v uv >/dev/null 2>&1; then echo uv; return; fi
