@@ -17,7 +17,12 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -176,11 +181,12 @@ async def _run(client: Client, args: argparse.Namespace, settings: Settings) -> 
 
 async def _result(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     handle = agent_handle(client, args.agent_id)
-    if not args.wait:
+    # Describe, not query: a closed run's result is in history and needs no worker.
+    description = await handle.describe()
+    if not args.wait and description.status is WorkflowExecutionStatus.RUNNING:
         view = await handle.query(AgentWorkflow.status)
-        if not view.status.is_final:
-            print(f"agent {args.agent_id} is {view.status.value}; use --wait to wait for its end")
-            return EXIT_NOT_COMPLETED
+        print(f"agent {args.agent_id} is {view.status.value}; use --wait to wait for its end")
+        return EXIT_NOT_COMPLETED
     return await _print_result(client, args.agent_id, as_json=args.json)
 
 
