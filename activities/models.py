@@ -140,15 +140,53 @@ class ToolKind(StrEnum):
     """Interpreted by the workflow itself (finish, ask the user)."""
 
 
+class ApprovalMode(StrEnum):
+    """When a tool call needs a person's approval before it runs."""
+
+    NEVER = "never"
+    ALWAYS = "always"
+    DANGEROUS_COMMAND = "dangerous_command"
+    """Only when the call's ``command`` argument matches a dangerous pattern."""
+
+
 class ToolSpec(BaseModel):
     """What the workflow needs to know to schedule a tool: its execution policy."""
 
     name: str
     kind: ToolKind = ToolKind.ACTIVITY
+    approval: ApprovalMode = ApprovalMode.NEVER
+    """The worker's default approval mode; a task may override it per tool."""
     start_to_close_seconds: float = 60.0
     heartbeat_seconds: float | None = None
     max_attempts: int = 3
     """Retries for unexpected failures; validation errors never retry."""
+
+
+class ValidateArgumentsRequest(BaseModel):
+    """Input of the activity that checks arguments against a tool's model."""
+
+    tool: str
+    arguments: str
+    """Raw JSON arguments."""
+
+
+class ValidateArgumentsResult(BaseModel):
+    """Whether the arguments are valid; the message says what to fix."""
+
+    error: str | None = None
+
+
+class CleanupRequest(BaseModel):
+    """Input of the cleanup activity run when an agent is cancelled."""
+
+    workflow_id: str
+    reason: str | None = None
+
+
+class CleanupResult(BaseModel):
+    """What the cleanup released."""
+
+    released: list[str] = Field(default_factory=list)
 
 
 class DescribeToolsRequest(BaseModel):

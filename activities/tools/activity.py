@@ -5,24 +5,49 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.errors import ToolError
+from activities.heartbeat import heartbeating
 from activities.models import (
+    CleanupRequest,
+    CleanupResult,
     DescribeToolsRequest,
     DescribeToolsResult,
     ToolKind,
     ToolRequest,
     ToolResult,
     ToolStatus,
+    ValidateArgumentsRequest,
+    ValidateArgumentsResult,
 )
-from activities.tools.registry import ToolContext, ToolRegistry, parse_arguments
+from activities.tools.background import BackgroundCommands
+from activities.tools.registry import ToolContext, ToolOutput, ToolRegistry, parse_arguments
+from activities.tools.skills import Skills
 from activities.tools.workspace import Workspace
 
 
 class ToolActivities:
-    """Tool execution with an injected registry and workspace (built once per worker)."""
+    """Tool execution with an injected registry and workspace (built once per worker).
 
-    def __init__(self, registry: ToolRegistry, workspace: Workspace) -> None:
+    Args:
+        registry: The tools this worker runs.
+        workspace: Where the tools read and write.
+        background: The worker's background commands; without it ``_bash`` refuses
+            ``background=true``. The worker owns it and closes it at shutdown.
+        skills: The skills ``_activate_skill`` reads; the workspace's ``skills`` folder
+            when ``None``.
+    """
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        workspace: Workspace,
+        *,
+        background: BackgroundCommands | None = None,
+        skills: Skills | None = None,
+    ) -> None:
         self._registry = registry
         self._workspace = workspace
+        self._background = background
+        self._skills = skills
 
     @activity.defn(name="duragent.describe_tools")
     async def describe_tools(self, request: DescribeToolsRequest) -> DescribeToolsResult:
@@ -45,7 +70,11 @@ class ToolActivities:
         """
         call = request.call
         try:
-            output = await self._run(request)
+            # Heartbeats carry cancellation to the tool: a cancelled run stops its tools.
+            async with heartbeating():
+                output = await self._run(request)
+            if not isinstance(output, ToolOutput):
+                output = ToolOutput(output)
         except ToolError as err:
             activity.logger.info("tool %s failed: %s", call.name, err)
             return ToolResult(
@@ -56,10 +85,33 @@ class ToolActivities:
                 error_code=err.code,
             )
         return ToolResult(
-            call_id=call.id, name=call.name, status=ToolStatus.SUCCESS, content=output
+            call_id=call.id, name=call.name, status=output.status, content=output.content
         )
 
-    async def _run(self, request: ToolRequest) -> str:
+    @activity.defn(name="duragent.validate_tool_arguments")
+    async def validate_arguments(
+        self, request: ValidateArgumentsRequest
+    ) -> ValidateArgumentsResult:
+        """Check arguments against a tool's model without running it (for edits)."""
+        tool = self._registry.get(request.tool)
+        if tool is None:
+            return ValidateArgumentsResult(error=f"unknown tool {request.tool!r}")
+        try:
+            parse_arguments(request.tool, tool.args_model, request.arguments)
+        except ToolError as err:
+            return ValidateArgumentsResult(error=str(err))
+        return ValidateArgumentsResult()
+
+    @activity.defn(name="duragent.cleanup")
+    async def cleanup(self, request: CleanupRequest) -> CleanupResult:
+        """Release what a cancelled run held on this worker."""
+        activity.logger.info("cleaning up after %s (%s)", request.workflow_id, request.reason)
+        if self._background is None:
+            return CleanupResult()
+        stopped = await self._background.stop_run(request.workflow_id)
+        return CleanupResult(released=[f"background command {s}" for s in stopped])
+
+    async def _run(self, request: ToolRequest) -> str | ToolOutput:
         call = request.call
         tool = self._registry.get(call.name)
         if tool is None or tool.function is None or tool.kind is not ToolKind.ACTIVITY:
@@ -70,5 +122,7 @@ class ToolActivities:
             call_id=call.id,
             idempotency_key=request.idempotency_key,
             heartbeat=activity.heartbeat,
+            background=self._background,
+            skills=self._skills,
         )
         return await tool.function(args, context)

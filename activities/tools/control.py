@@ -6,14 +6,16 @@ come from one registry; the workflow validates them with the same models.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from activities.tools.registry import Tool, control_tool
 
 TASK_FINISH = "_task_finish"
 ASK_USER = "_ask_user"
+TODO_WRITE = "_todo_write"
 
 
 class TaskFinishArgs(BaseModel):
@@ -39,6 +41,50 @@ class AskUserArgs(BaseModel):
     question: str = Field(description="The question for the user.")
     options: list[str] | None = Field(None, description="Choices to offer, if any.")
     selection: Selection = Field(Selection.FREE_TEXT, description="How the user answers.")
+    allow_custom: bool = Field(False, description="Accept an answer that is not among the options.")
+
+
+class TodoStatus(StrEnum):
+    """Where a todo item stands."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class TodoItem(BaseModel):
+    """One item of the agent's todo list."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1, description="Stable id of the item, unique in the list.")
+    content: str = Field(min_length=1, description="What is to be done, in one line.")
+    status: TodoStatus = Field(TodoStatus.PENDING, description="pending, in_progress or completed.")
+
+
+class TodoWriteArgs(BaseModel):
+    """Arguments of ``_todo_write``: the whole list, every time."""
+
+    todos: list[TodoItem] = Field(description="The complete todo list, replacing the previous one.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TodoWriteArgs:
+        ids = [t.id for t in self.todos]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"todo ids must be unique; repeated: {', '.join(repeated)}")
+        started = [t.id for t in self.todos if t.status is TodoStatus.IN_PROGRESS]
+        if len(started) > 1:
+            raise ValueError(
+                f"at most one todo may be in_progress at a time; found {len(started)}: "
+                f"{', '.join(started)}"
+            )
+        return self
+
+
+def open_todos(todos: Iterable[TodoItem]) -> list[TodoItem]:
+    """The items not completed yet (``_task_finish`` is refused while there are any)."""
+    return [t for t in todos if t.status is not TodoStatus.COMPLETED]
 
 
 def control_tools() -> list[Tool[BaseModel]]:
@@ -54,5 +100,12 @@ def control_tools() -> list[Tool[BaseModel]]:
             AskUserArgs,
             "Ask the user a question and wait for the answer. Use it only when you cannot "
             "go on without the user's input.",
+        ),
+        control_tool(
+            TODO_WRITE,
+            TodoWriteArgs,
+            "Write your todo list for a task of several steps: send the whole list each "
+            "time, with at most one item in_progress. Mark items completed as you finish "
+            "them; the task cannot be finished while items are open.",
         ),
     ]

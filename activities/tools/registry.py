@@ -5,32 +5,58 @@ A tool is declared in a few lines::
     class Weather(BaseModel):
         city: str = Field(description="City name, e.g. 'Paris'")
 
-    @tool(timeout=timedelta(seconds=10))
+    @tool(timeout=timedelta(seconds=10), max_attempts=3)
     async def get_weather(args: Weather, ctx: ToolContext) -> str:
         '''Current weather for a city.'''
         return f"sunny in {args.city}"
 
 and handed to the worker (``ToolRegistry([*default_tools(), get_weather])``). The JSON
 schema the model sees is generated from the argument model, never written by hand; the
-description is the function's docstring.
+description is the function's docstring, up to its first section (``Args:``...).
+
+What a tool declares, and who acts on it:
+
+- ``timeout``, ``heartbeat``, ``max_attempts``: the workflow schedules the activity
+  with them. A tool that runs long sets ``heartbeat`` and calls ``ctx.heartbeat()``
+  more often than that, so a dead worker is noticed and cancellation reaches the tool.
+  Set ``max_attempts=1`` when a side effect must not repeat.
+- ``approval``: whether a person approves a call before it runs (``ApprovalMode``:
+  ``never``, ``always``, or ``dangerous_command``, which asks only when the call's
+  ``command`` argument is flagged by
+  :func:`~activities.tools.dangerous.is_dangerous_command`); the workflow asks, the
+  tool never sees the difference.
+
+A tool returns text for the model, or a :class:`ToolOutput` to report another status
+(``running`` for work that goes on in the background). It raises
+``ToolError("message", code="...")`` for a failure the model should read and act on;
+any other exception is retried by Temporal up to ``max_attempts``. Use
+``ctx.idempotency_key`` to deduplicate external side effects across retries.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
 from activities.errors import ToolError
-from activities.models import ToolKind, ToolSpec
+from activities.models import ApprovalMode, ToolKind, ToolSpec, ToolStatus
 from activities.tools.workspace import Workspace
 
+if TYPE_CHECKING:
+    from activities.tools.background import BackgroundCommands
+    from activities.tools.skills import Skills
+
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
+
+# Where a Google-style docstring's sections start; the description stops there.
+_DOC_SECTION = re.compile(r"(Args|Arguments|Returns|Yields|Raises|Examples?|Notes?|Attributes):")
 
 
 @dataclass(frozen=True)
@@ -46,9 +72,23 @@ class ToolContext:
     external side effects."""
     heartbeat: Callable[..., None] = field(default=lambda *_: None)
     """Report progress; long tools call it so cancellation reaches them."""
+    background: BackgroundCommands | None = None
+    """The worker's background commands; ``None`` when the worker runs none."""
+    skills: Skills | None = None
+    """The worker's skills; ``None`` means the ``skills`` folder of the workspace."""
 
 
-ToolFunction = Callable[[ArgsT, ToolContext], Awaitable[str]]
+@dataclass(frozen=True)
+class ToolOutput:
+    """A tool's answer with a status other than plain success."""
+
+    content: str
+    """What the model reads."""
+    status: ToolStatus = ToolStatus.SUCCESS
+    """E.g. ``running`` when the work goes on in the background."""
+
+
+ToolFunction = Callable[[ArgsT, ToolContext], Awaitable[str | ToolOutput]]
 
 
 @dataclass(frozen=True)
@@ -67,12 +107,15 @@ class Tool(Generic[ArgsT]):
     """Heartbeat timeout; set it for tools that run long and call ``ctx.heartbeat``."""
     max_attempts: int = 3
     """Attempts on unexpected failures (a ``ToolError`` is never retried)."""
+    approval: ApprovalMode = ApprovalMode.NEVER
+    """Whether a call waits for a person's approval (applied by the workflow)."""
 
     def spec(self) -> ToolSpec:
         """The scheduling policy the workflow needs."""
         return ToolSpec(
             name=self.name,
             kind=self.kind,
+            approval=self.approval,
             start_to_close_seconds=self.timeout.total_seconds(),
             heartbeat_seconds=self.heartbeat.total_seconds() if self.heartbeat else None,
             max_attempts=self.max_attempts,
@@ -98,14 +141,17 @@ def tool(
     timeout: timedelta = timedelta(seconds=60),
     heartbeat: timedelta | None = None,
     max_attempts: int = 3,
+    approval: ApprovalMode = ApprovalMode.NEVER,
 ) -> Callable[[ToolFunction[ArgsT]], Tool[ArgsT]]:
     """Declare a tool from a typed async function ``(args: Model, ctx: ToolContext)``.
 
     Args:
         name: Name offered to the model; defaults to the function's name.
         timeout: Start-to-close timeout of one attempt.
-        heartbeat: Heartbeat timeout for long tools.
-        max_attempts: Attempts on unexpected failures.
+        heartbeat: Heartbeat timeout for long tools (they call ``ctx.heartbeat``).
+        max_attempts: Attempts on unexpected failures; 1 when a side effect must not
+            repeat.
+        approval: Whether a call waits for a person's approval.
 
     Returns:
         A decorator that turns the function into a :class:`Tool`.
@@ -120,6 +166,7 @@ def tool(
             timeout=timeout,
             heartbeat=heartbeat,
             max_attempts=max_attempts,
+            approval=approval,
         )
 
     return wrap
@@ -165,8 +212,20 @@ class ToolRegistry:
 
 
 def _description(function: Callable[..., Any]) -> str:
-    doc = inspect.getdoc(function) or ""
-    return doc.split("\n\n", 1)[0].replace("\n", " ").strip() or function.__name__
+    """The docstring up to its first section (``Args:``...), one line per paragraph.
+
+    The summary line stays short for linters and readers; the paragraphs after it tell
+    the model the rest.
+    """
+    paragraphs: list[str] = []
+    for paragraph in (inspect.getdoc(function) or "").split("\n\n"):
+        lines = [line.strip() for line in paragraph.strip().splitlines()]
+        if not lines:
+            continue
+        if _DOC_SECTION.fullmatch(lines[0]):
+            break
+        paragraphs.append(" ".join(lines))
+    return "\n\n".join(paragraphs) or function.__name__
 
 
 def _args_model(function: Callable[..., Any]) -> type[Any]:

@@ -1,40 +1,199 @@
-"""Workspaces: where file tools read and write, with every path checked.
+"""Workspaces: where the tools read and write, with every path checked.
 
-The protocol is small on purpose; the local directory is the default backend. A path
-from the model is always relative to the workspace root: absolute paths, ``..`` that
-climbs out, NUL bytes and symlinks that lead outside are refused with a ``ToolError``
-the model can read.
+Two backends share one protocol: :class:`LocalWorkspace`, a directory on the worker
+(the default), and :class:`MemoryWorkspace`, a dictionary (tests, throw-away runs;
+object storage can follow the same shape). A path from the model is always relative to
+the workspace root. Every backend refuses, with a ``ToolError`` the model can read:
+
+- NUL bytes (``invalid_path``);
+- absolute and home-relative paths, ``/etc/passwd`` or ``~/x`` (``path_escape``);
+- ``..`` that climbs above the root (``path_escape``);
+- in a local workspace, symlinks that lead outside the root (``path_escape``).
+
+Paths are normalised lexically first (``a/./b/../c`` is ``a/c``), so every backend
+sees the same canonical form: POSIX separators, no ``.`` or ``..``, ``"."`` for the
+root. A local workspace then resolves symlinks and checks the result again; that check
+and the use of the path are not atomic, so a workspace shared with hostile processes
+needs an OS sandbox on top.
 """
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from activities.errors import ToolError
 
+# Counting lines means reading the whole file; past this size it is not worth it and
+# ``line_count`` stays unknown.
+MAX_LINE_COUNT_BYTES = 10_000_000
+
+# How much of a file is sniffed for a NUL byte to call it binary (as git and grep do).
+BINARY_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What :meth:`Workspace.info` tells about a file or folder."""
+
+    path: str
+    """The normalised workspace-relative path."""
+    is_dir: bool
+    size: int
+    """Size in bytes (0 for folders)."""
+    mtime: float
+    """Last modification, seconds since the epoch."""
+    line_count: int | None = None
+    """Lines of a UTF-8 text file; ``None`` for folders, binary and very large files."""
+
 
 class Workspace(Protocol):
-    """What file tools need from a workspace backend."""
+    """What the tools need from a workspace backend.
+
+    Every method takes a workspace-relative path, checks it, and raises ``ToolError``
+    with a code (``invalid_path``, ``path_escape``, ``not_found``, ``is_directory``,
+    ``not_a_directory``, ``binary_file``, ``not_empty``) on failure.
+    """
 
     def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""
+        ...
+
+    def read_bytes(self, path: str) -> bytes:
+        """Read a file as bytes."""
         ...
 
     def write_text(self, path: str, content: str, *, append: bool = False) -> int:
         """Write (or append) text, creating parent folders; returns bytes written."""
         ...
 
+    def write_bytes(self, path: str, data: bytes) -> int:
+        """Write bytes, creating parent folders; returns bytes written."""
+        ...
+
     def list_dir(self, path: str) -> list[str]:
         """Entries of a folder, folders with a trailing ``/``, sorted."""
         ...
 
+    def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
+        """Size, modification time, kind and (unless told not to) line count."""
+        ...
+
+    def exists(self, path: str) -> bool:
+        """Whether a file or folder exists (the path is still checked)."""
+        ...
+
+    def mkdir(self, path: str) -> None:
+        """Create a folder and its parents; an existing folder is fine."""
+        ...
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        """Delete a file, or a folder (a non-empty one only with ``recursive``)."""
+        ...
+
+    def walk(self, path: str = ".", *, include_hidden: bool = True) -> Iterator[str]:
+        """Files under a folder (or the file itself), as sorted workspace paths.
+
+        With ``include_hidden=False``, names starting with ``.`` below ``path`` are
+        skipped and hidden folders are not entered.
+        """
+        ...
+
+
+def normalize_path(path: str) -> str:
+    """The canonical workspace-relative form of a path from the model.
+
+    Args:
+        path: A path relative to the workspace root; empty means the root.
+
+    Returns:
+        POSIX path without ``.``/``..`` segments; ``"."`` for the root.
+
+    Raises:
+        ToolError: ``invalid_path`` for NUL bytes; ``path_escape`` for absolute or
+            home-relative paths and for ``..`` above the root.
+    """
+    if "\x00" in path:
+        raise ToolError("path contains a NUL byte", code="invalid_path")
+    text = path.strip()
+    if text.startswith("/"):
+        raise ToolError(
+            f"absolute paths are not allowed: {path!r}; use a path relative to the workspace",
+            code="path_escape",
+        )
+    if text.startswith("~"):
+        raise ToolError(
+            f"home-relative paths are not allowed: {path!r}; use a path relative to the workspace",
+            code="path_escape",
+        )
+    parts: list[str] = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ToolError(f"path leads outside the workspace: {path!r}", code="path_escape")
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts) or "."
+
+
+def join_path(folder: str, name: str) -> str:
+    """Join a normalised folder and a name (``"."`` is the root)."""
+    return name if folder == "." else f"{folder}/{name}"
+
+
+def is_hidden(relative: str) -> bool:
+    """Whether any segment of a relative path starts with a dot."""
+    return any(part.startswith(".") for part in relative.split("/") if part not in ("", "."))
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as the tools number them: split on newlines; a final newline ends the last."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def looks_binary(data: bytes) -> bool:
+    """True for content the text tools should leave alone (NUL early on, or not UTF-8)."""
+    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def text_line_count(data: bytes) -> int | None:
+    """Line count of UTF-8 text; ``None`` when binary or too large to bother."""
+    if len(data) > MAX_LINE_COUNT_BYTES or looks_binary(data):
+        return None
+    return len(split_lines(data.decode("utf-8")))
+
+
+def _decode(path: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ToolError(
+            f"not a UTF-8 text file: {path!r} (use _read_image for images)", code="binary_file"
+        ) from err
+
 
 class LocalWorkspace:
-    """A workspace rooted at a local directory."""
+    """A workspace rooted at a local directory on the worker."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+        """The resolved root folder; nothing outside it is ever touched."""
 
     def resolve(self, path: str) -> Path:
         """Map a workspace-relative path to a real path inside the root.
@@ -43,43 +202,302 @@ class LocalWorkspace:
             ToolError: The path is absolute, contains NUL, or leads outside the root
                 (by ``..`` or through a symlink).
         """
-        if "\x00" in path:
-            raise ToolError("path contains a NUL byte", code="invalid_path")
-        pure = PurePosixPath(path.strip() or ".")
-        if pure.is_absolute():
+        real = (self.root / normalize_path(path)).resolve()
+        if real != self.root and self.root not in real.parents:
             raise ToolError(
-                f"absolute paths are not allowed: {path!r}; use a path relative to the workspace",
+                f"path leads outside the workspace (through a symlink): {path!r}",
                 code="path_escape",
             )
-        real = (self.root / pure).resolve()
-        if real != self.root and self.root not in real.parents:
-            raise ToolError(f"path leads outside the workspace: {path!r}", code="path_escape")
         return real
 
     def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""
-        real = self.resolve(path)
-        if not real.is_file():
-            raise ToolError(f"no such file: {path!r}", code="not_found")
-        try:
-            return real.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ToolError(f"not a UTF-8 text file: {path!r}", code="binary_file") from err
+        return _decode(path, self.read_bytes(path))
+
+    def read_bytes(self, path: str) -> bytes:
+        """Read a file as bytes."""
+        return self._file(path).read_bytes()
 
     def write_text(self, path: str, content: str, *, append: bool = False) -> int:
         """Write (or append) text, creating parent folders; returns bytes written."""
+        return self._write(path, content.encode("utf-8"), append=append)
+
+    def write_bytes(self, path: str, data: bytes) -> int:
+        """Write bytes, creating parent folders; returns bytes written."""
+        return self._write(path, data, append=False)
+
+    def list_dir(self, path: str) -> list[str]:
+        """Entries of a folder, folders with a trailing ``/``, sorted."""
+        real = self._folder(path)
+        return sorted(p.name + ("/" if p.is_dir() else "") for p in real.iterdir())
+
+    def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
+        """Size, modification time, kind and (unless told not to) line count."""
+        real = self.resolve(path)
+        if not real.exists():
+            raise ToolError(f"no such file or folder: {path!r}", code="not_found")
+        stat = real.stat()
+        is_dir = real.is_dir()
+        lines = None
+        if count_lines and not is_dir and stat.st_size <= MAX_LINE_COUNT_BYTES:
+            lines = text_line_count(real.read_bytes())
+        return FileInfo(
+            path=normalize_path(path),
+            is_dir=is_dir,
+            size=0 if is_dir else stat.st_size,
+            mtime=stat.st_mtime,
+            line_count=lines,
+        )
+
+    def exists(self, path: str) -> bool:
+        """Whether a file or folder exists (the path is still checked)."""
+        return self.resolve(path).exists()
+
+    def mkdir(self, path: str) -> None:
+        """Create a folder and its parents; an existing folder is fine."""
+        real = self.resolve(path)
+        if real.exists() and not real.is_dir():
+            raise ToolError(f"{path!r} exists and is not a folder", code="not_a_directory")
+        real.mkdir(parents=True, exist_ok=True)
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        """Delete a file, or a folder (a non-empty one only with ``recursive``).
+
+        A symlink is removed itself, never what it points to.
+        """
+        relative = normalize_path(path)
+        if relative == ".":
+            raise ToolError("the workspace root cannot be deleted", code="invalid_path")
+        parent, _, name = relative.rpartition("/")
+        target = self.resolve(parent or ".") / name
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            if recursive:
+                shutil.rmtree(target)
+            elif any(target.iterdir()):
+                raise ToolError(
+                    f"folder {path!r} is not empty (set recursive to delete it)",
+                    code="not_empty",
+                )
+            else:
+                target.rmdir()
+        else:
+            raise ToolError(f"no such file or folder: {path!r}", code="not_found")
+
+    def walk(self, path: str = ".", *, include_hidden: bool = True) -> Iterator[str]:
+        """Files under a folder (or the file itself), as sorted workspace paths.
+
+        Symlinked folders are not entered and symlinks leading outside are skipped, so
+        a walk never leaves the root.
+        """
+        start = normalize_path(path)
+        real = self.resolve(start)
+        if real.is_file():
+            yield start
+            return
+        if not real.is_dir():
+            raise ToolError(f"no such file or folder: {path!r}", code="not_found")
+        yield from self._walk(real, start, include_hidden)
+
+    def _walk(self, real: Path, relative: str, include_hidden: bool) -> Iterator[str]:
+        for entry in sorted(real.iterdir(), key=lambda p: p.name):
+            if not include_hidden and entry.name.startswith("."):
+                continue
+            child = join_path(relative, entry.name)
+            if entry.is_symlink():
+                target = entry.resolve()
+                if target.is_file() and self.root in target.parents:
+                    yield child
+            elif entry.is_dir():
+                yield from self._walk(entry, child, include_hidden)
+            elif entry.is_file():
+                yield child
+
+    def _file(self, path: str) -> Path:
+        real = self.resolve(path)
+        if real.is_dir():
+            raise ToolError(f"{path!r} is a folder, not a file", code="is_directory")
+        if not real.is_file():
+            raise ToolError(f"no such file: {path!r}", code="not_found")
+        return real
+
+    def _folder(self, path: str) -> Path:
+        real = self.resolve(path)
+        if real.is_file():
+            raise ToolError(f"{path!r} is a file, not a folder", code="not_a_directory")
+        if not real.is_dir():
+            raise ToolError(f"no such directory: {path!r}", code="not_found")
+        return real
+
+    def _write(self, path: str, data: bytes, *, append: bool) -> int:
         real = self.resolve(path)
         if real.is_dir():
             raise ToolError(f"{path!r} is a directory", code="is_directory")
-        real.parent.mkdir(parents=True, exist_ok=True)
-        data = content.encode("utf-8")
+        try:
+            real.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as err:
+            raise ToolError(f"a parent of {path!r} is a file", code="not_a_directory") from err
         with real.open("ab" if append else "wb") as f:
             f.write(data)
         return len(data)
 
+
+@dataclass
+class _MemoryFile:
+    data: bytes
+    mtime: float
+
+
+class MemoryWorkspace:
+    """A workspace held in memory: same rules and errors as a local one, no disk.
+
+    Folders are created by ``mkdir`` and as parents of written files, and stay until
+    deleted, as on disk.
+    """
+
+    def __init__(self, files: Mapping[str, str | bytes] | None = None) -> None:
+        self._files: dict[str, _MemoryFile] = {}
+        self._dirs: dict[str, float] = {".": time.time()}
+        """Folder path to creation time (its modification time, as far as we tell)."""
+        for path, content in (files or {}).items():
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            self.write_bytes(path, data)
+
+    def read_text(self, path: str) -> str:
+        """Read a UTF-8 text file."""
+        return _decode(path, self.read_bytes(path))
+
+    def read_bytes(self, path: str) -> bytes:
+        """Read a file as bytes."""
+        relative = normalize_path(path)
+        if self._is_dir(relative):
+            raise ToolError(f"{path!r} is a folder, not a file", code="is_directory")
+        found = self._files.get(relative)
+        if found is None:
+            raise ToolError(f"no such file: {path!r}", code="not_found")
+        return found.data
+
+    def write_text(self, path: str, content: str, *, append: bool = False) -> int:
+        """Write (or append) text, creating parent folders; returns bytes written."""
+        data = content.encode("utf-8")
+        relative = normalize_path(path)
+        if append and relative in self._files:
+            self._store(path, self._files[relative].data + data)
+            return len(data)
+        return self._store(path, data)
+
+    def write_bytes(self, path: str, data: bytes) -> int:
+        """Write bytes, creating parent folders; returns bytes written."""
+        return self._store(path, data)
+
     def list_dir(self, path: str) -> list[str]:
         """Entries of a folder, folders with a trailing ``/``, sorted."""
-        real = self.resolve(path)
-        if not real.is_dir():
+        relative = self._folder(path)
+        prefix = "" if relative == "." else relative + "/"
+        entries = set()
+        for p in [*self._files, *self._dirs]:
+            if p != "." and p.startswith(prefix):
+                name = p[len(prefix) :].split("/", 1)[0]
+                entries.add(name + ("/" if self._is_dir(join_path(relative, name)) else ""))
+        return sorted(entries)
+
+    def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
+        """Size, modification time, kind and (unless told not to) line count."""
+        relative = normalize_path(path)
+        if self._is_dir(relative):
+            return FileInfo(path=relative, is_dir=True, size=0, mtime=self._dirs[relative])
+        found = self._files.get(relative)
+        if found is None:
+            raise ToolError(f"no such file or folder: {path!r}", code="not_found")
+        return FileInfo(
+            path=relative,
+            is_dir=False,
+            size=len(found.data),
+            mtime=found.mtime,
+            line_count=text_line_count(found.data) if count_lines else None,
+        )
+
+    def exists(self, path: str) -> bool:
+        """Whether a file or folder exists (the path is still checked)."""
+        relative = normalize_path(path)
+        return relative in self._files or self._is_dir(relative)
+
+    def mkdir(self, path: str) -> None:
+        """Create a folder and its parents; an existing folder is fine."""
+        relative = normalize_path(path)
+        self._check_parents_are_folders(path, relative, including_self=True)
+        self._add_dirs(_ancestors(relative, including_self=True))
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        """Delete a file, or a folder (a non-empty one only with ``recursive``)."""
+        relative = normalize_path(path)
+        if relative == ".":
+            raise ToolError("the workspace root cannot be deleted", code="invalid_path")
+        if relative in self._files:
+            del self._files[relative]
+            return
+        if not self._is_dir(relative):
+            raise ToolError(f"no such file or folder: {path!r}", code="not_found")
+        below = [p for p in [*self._files, *self._dirs] if p.startswith(relative + "/")]
+        if below and not recursive:
+            raise ToolError(
+                f"folder {path!r} is not empty (set recursive to delete it)", code="not_empty"
+            )
+        for p in below:
+            self._files.pop(p, None)
+            self._dirs.pop(p, None)
+        self._dirs.pop(relative, None)
+
+    def walk(self, path: str = ".", *, include_hidden: bool = True) -> Iterator[str]:
+        """Files under a folder (or the file itself), as sorted workspace paths."""
+        start = normalize_path(path)
+        if start in self._files:
+            yield start
+            return
+        if not self._is_dir(start):
+            raise ToolError(f"no such file or folder: {path!r}", code="not_found")
+        prefix = "" if start == "." else start + "/"
+        for p in sorted(self._files):
+            if p.startswith(prefix) and (include_hidden or not is_hidden(p[len(prefix) :])):
+                yield p
+
+    def _is_dir(self, relative: str) -> bool:
+        return relative in self._dirs
+
+    def _add_dirs(self, folders: list[str]) -> None:
+        now = time.time()
+        for folder in folders:
+            self._dirs.setdefault(folder, now)
+
+    def _folder(self, path: str) -> str:
+        relative = normalize_path(path)
+        if relative in self._files:
+            raise ToolError(f"{path!r} is a file, not a folder", code="not_a_directory")
+        if not self._is_dir(relative):
             raise ToolError(f"no such directory: {path!r}", code="not_found")
-        return sorted(p.name + ("/" if p.is_dir() else "") for p in real.iterdir())
+        return relative
+
+    def _store(self, path: str, data: bytes) -> int:
+        relative = normalize_path(path)
+        if self._is_dir(relative):
+            raise ToolError(f"{path!r} is a directory", code="is_directory")
+        self._check_parents_are_folders(path, relative, including_self=False)
+        self._add_dirs(_ancestors(relative, including_self=False))
+        self._files[relative] = _MemoryFile(data=data, mtime=time.time())
+        return len(data)
+
+    def _check_parents_are_folders(self, path: str, relative: str, *, including_self: bool) -> None:
+        for ancestor in _ancestors(relative, including_self=including_self):
+            if ancestor in self._files:
+                kind = "is a file" if ancestor == relative else "has a file as a parent"
+                raise ToolError(f"{path!r} {kind}", code="not_a_directory")
+
+
+def _ancestors(relative: str, *, including_self: bool) -> list[str]:
+    """Parent folders of a normalised path, outermost first (``"."`` excluded)."""
+    if relative == ".":
+        return []
+    parts = relative.split("/")
+    stop = len(parts) if including_self else len(parts) - 1
+    return ["/".join(parts[: i + 1]) for i in range(stop)]
