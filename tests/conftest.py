@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +19,13 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.tools import Tool
 from worker.client import connect
 from worker.devserver import DevServer
 from worker.main import agent_worker
 from worker.scripted_llm import ScriptedLLMServer
 from worker.settings import LLMSettings, Settings
+from workflows import search_attributes as search
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1", None, ""}
 
@@ -51,7 +53,7 @@ def no_real_llm_provider() -> Iterator[None]:
 @pytest.fixture(scope="session")
 async def temporal() -> AsyncIterator[DevServer]:
     """The session's real Temporal dev server."""
-    async with DevServer(ui=False) as server:
+    async with DevServer(ui=False, search_attributes=search.DEV_SERVER) as server:
         yield server
 
 
@@ -92,9 +94,11 @@ class Harness:
         self.llm.add_script({"name": self.marker, "match": self.marker, "steps": steps, **extra})
         return f"{self.marker} do the task"
 
-    def worker(self, llm: LLMSettings | None = None) -> AbstractAsyncContextManager[Worker]:
+    def worker(
+        self, llm: LLMSettings | None = None, *, tools: Sequence[Tool[Any]] | None = None
+    ) -> AbstractAsyncContextManager[Worker]:
         """``async with h.worker():`` runs a fresh worker on this test's task queue."""
-        return agent_worker(self.client, self.settings(llm))
+        return agent_worker(self.client, self.settings(llm), tools=tools)
 
     def requests(self) -> list[Any]:
         """Requests the scripted LLM answered for this test's script."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx2
@@ -22,7 +23,7 @@ def test_finish_wins_over_a_question_and_the_question_is_answered() -> None:
         call("_ask_user", '{"question": "really?"}', "q"),
         call("_task_finish", '{"message": "done", "files": ["a.md"]}', "f"),
     ]
-    control = policy.interpret_control_calls(calls)
+    control = policy.interpret_control_calls(calls, [])
     directive = policy.decide(calls, control)
     assert directive.kind is policy.DirectiveKind.FINISH
     assert (directive.answer, directive.files) == ("done", ("a.md",))
@@ -34,7 +35,7 @@ def test_only_the_first_question_is_asked() -> None:
         call("_ask_user", '{"question": "one"}', "1"),
         call("_ask_user", '{"question": "two"}', "2"),
     ]
-    control = policy.interpret_control_calls(calls)
+    control = policy.interpret_control_calls(calls, [])
     assert control.question is not None and control.question.question == "one"
     assert control.results["2"].error_code == "busy"
     assert policy.decide(calls, control).kind is policy.DirectiveKind.ASK
@@ -42,7 +43,7 @@ def test_only_the_first_question_is_asked() -> None:
 
 def test_invalid_finish_goes_back_to_the_model() -> None:
     calls = [call("_task_finish", '{"msg": "x"}')]
-    control = policy.interpret_control_calls(calls)
+    control = policy.interpret_control_calls(calls, [])
     assert control.finish is None
     assert control.results["c1"].error_code == "invalid_arguments"
     assert "message: Field required" in control.results["c1"].content
@@ -50,7 +51,9 @@ def test_invalid_finish_goes_back_to_the_model() -> None:
 
 
 def test_no_calls_nudges() -> None:
-    assert policy.decide([], policy.interpret_control_calls([])).kind is policy.DirectiveKind.NUDGE
+    assert (
+        policy.decide([], policy.interpret_control_calls([], [])).kind is policy.DirectiveKind.NUDGE
+    )
 
 
 def test_error_results_are_marked_for_the_model() -> None:
@@ -132,3 +135,36 @@ def test_retry_after_forms() -> None:
 def test_429_carries_next_retry_delay() -> None:
     err = llm_error_to_application_error(status_error(429, headers={"retry-after": "7"}))
     assert err.next_retry_delay == timedelta(seconds=7)
+
+
+def todo_call(*items: tuple[str, str], id: str = "t") -> ToolCall:
+    todos = [{"id": i, "content": f"step {i}", "status": s} for i, s in items]
+    return call("_todo_write", json.dumps({"todos": todos}), id)
+
+
+def test_finish_is_refused_while_todos_are_open() -> None:
+    calls = [
+        todo_call(("1", "completed"), ("2", "in_progress")),
+        call("_task_finish", '{"message": "x"}', "f"),
+    ]
+    control = policy.interpret_control_calls(calls, [])
+    assert control.finish is None
+    assert control.results["f"].error_code == "todo_incomplete"
+    assert "2: step 2 (in_progress)" in control.results["f"].content
+    assert control.todos is not None and len(control.todos) == 2
+
+
+def test_completing_the_last_todo_and_finishing_in_one_turn() -> None:
+    earlier = policy.interpret_control_calls([todo_call(("1", "in_progress"))], []).todos
+    assert earlier is not None
+    calls = [todo_call(("1", "completed")), call("_task_finish", '{"message": "x"}', "f")]
+    control = policy.interpret_control_calls(calls, earlier)
+    assert control.finish is not None and control.results["f"].status is ToolStatus.SUCCESS
+
+
+def test_invalid_todo_lists_go_back_to_the_model() -> None:
+    control = policy.interpret_control_calls(
+        [todo_call(("1", "in_progress"), ("2", "in_progress"))], []
+    )
+    assert control.todos is None
+    assert control.results["t"].error_code == "invalid_arguments"

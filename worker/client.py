@@ -5,14 +5,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.envconfig import ClientConfig
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from worker.plugin import DuragentPlugin
+from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME, AgentWorkflow
-from workflows.models import AgentInput, AgentResult
+from workflows.models import AgentInput, AgentResult, AgentStatus
 
 DEFAULT_ADDRESS = "localhost:7233"
 
@@ -52,19 +63,71 @@ async def start_agent(
 ) -> WorkflowHandle[AgentWorkflow, AgentResult]:
     """Start an agent; starting again with the id of a running agent returns that agent.
 
+    The agent starts with its search attributes (status, model, owner), registering
+    them first on a server that does not know them yet.
+
     Raises:
         temporalio.exceptions.WorkflowAlreadyStartedError: An agent with this id already
             ran to its end; ids are not reused, so its result stays readable.
     """
+    attributes = initial_search_attributes(input)
+    agent_id = agent_id or new_agent_id()
+    try:
+        return await _start(client, input, task_queue, agent_id, attributes)
+    except RPCError as err:
+        if (
+            err.status is not RPCStatusCode.INVALID_ARGUMENT
+            or "search attribute" not in err.message.lower()
+        ):
+            raise
+    await ensure_search_attributes(client)
+    return await _start(client, input, task_queue, agent_id, attributes)
+
+
+async def _start(
+    client: Client,
+    input: AgentInput,
+    task_queue: str,
+    agent_id: str,
+    attributes: TypedSearchAttributes,
+) -> WorkflowHandle[AgentWorkflow, AgentResult]:
     return await client.start_workflow(
         AgentWorkflow.run,
         input,
-        id=agent_id or new_agent_id(),
+        id=agent_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=input.task[:200],
+        search_attributes=attributes,
     )
+
+
+def initial_search_attributes(input: AgentInput) -> TypedSearchAttributes:
+    """Status ``running``, the model and the owner, as the agent starts."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(search.STATUS, AgentStatus.RUNNING.value),
+        SearchAttributePair(search.MODEL, input.model),
+    ]
+    if input.owner:
+        pairs.append(SearchAttributePair(search.OWNER, input.owner))
+    return TypedSearchAttributes(pairs)
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register duragent's search attributes on the client's namespace when missing."""
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in search.ALL
+        if key.name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
 
 
 def agent_handle(client: Client, agent_id: str) -> WorkflowHandle[AgentWorkflow, AgentResult]:
@@ -74,8 +137,6 @@ def agent_handle(client: Client, agent_id: str) -> WorkflowHandle[AgentWorkflow,
 
 def is_not_found(err: BaseException) -> bool:
     """True when an RPC error says the workflow does not exist."""
-    from temporalio.service import RPCStatusCode
-
     return isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND
 
 

@@ -20,8 +20,9 @@ from worker.devserver import DevServer
 from worker.main import agent_worker
 from worker.scripted_llm import ScriptedLLMServer
 from worker.settings import LLMSettings, Settings
+from workflows import search_attributes as search
 from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentResult
+from workflows.models import AgentInput, AgentResult, TranscriptQuery
 
 DEMO_TASK = (
     "Write a three-step plan for learning Temporal to notes/temporal-plan.md in the "
@@ -44,8 +45,8 @@ async def run_demo(env: Mapping[str, str]) -> int:
             )
             print(f"agent {handle.id} started; task: {DEMO_TASK}", flush=True)
             result = await handle.result()
-            transcript = await handle.query(AgentWorkflow.transcript)
-        _report(handle.id, result, transcript, settings, ui_url)
+            page = await handle.query(AgentWorkflow.transcript, TranscriptQuery(limit=500))
+        _report(handle.id, result, page.messages, settings, ui_url)
     return 0 if result.answer else 1
 
 
@@ -56,7 +57,7 @@ async def _temporal(env: Mapping[str, str]) -> AsyncIterator[tuple[dict[str, str
         return
     DEMO_DB.parent.mkdir(parents=True, exist_ok=True)
     print("starting a local Temporal dev server ...", flush=True)
-    async with DevServer(db_file=DEMO_DB) as server:
+    async with DevServer(db_file=DEMO_DB, search_attributes=search.DEV_SERVER) as server:
         print(f"Temporal at {server.address}, UI at {server.ui_url}", flush=True)
         yield {**env, "TEMPORAL_ADDRESS": server.address}, server.ui_url
 

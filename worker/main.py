@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.tools import Tool
+from activities.tools.background import BackgroundCommands
 from worker.plugin import DuragentPlugin, build_openai_client, worker_activities
 from worker.settings import Settings
 
@@ -31,12 +32,14 @@ async def agent_worker(
 ) -> AsyncIterator[Worker]:
     """Run a worker inside the block; on exit it shuts down gracefully.
 
-    The worker owns its OpenAI-compatible client: built here, closed after the last
-    activity has finished.
+    The worker owns its OpenAI-compatible client and its background commands: built
+    here, closed after the last activity has finished.
     """
-    async with build_openai_client(settings.llm) as llm_client:
-        async with build_worker(client, settings, llm_client, tools=tools) as worker:
-            yield worker
+    with BackgroundCommands() as background:
+        async with build_openai_client(settings.llm) as llm_client:
+            worker = build_worker(client, settings, llm_client, tools=tools, background=background)
+            async with worker:
+                yield worker
 
 
 def build_worker(
@@ -45,9 +48,12 @@ def build_worker(
     llm_client: AsyncOpenAI,
     *,
     tools: Sequence[Tool[Any]] | None = None,
+    background: BackgroundCommands | None = None,
 ) -> Worker:
     """A worker for the agent workflow and its activities, with the duragent plugin."""
-    activities = worker_activities(client=llm_client, workspace=settings.workspace, tools=tools)
+    activities = worker_activities(
+        client=llm_client, workspace=settings.workspace, tools=tools, background=background
+    )
     # A client made by ``worker.client.connect`` carries the plugin already, and the
     # worker inherits it; a plugin given twice would register the workflow twice.
     has_plugin = any(isinstance(p, DuragentPlugin) for p in client.config()["plugins"])
@@ -57,6 +63,7 @@ def build_worker(
         activities=activities,
         plugins=[] if has_plugin else [DuragentPlugin()],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_cached_workflows=settings.max_cached_workflows,
     )
 
 

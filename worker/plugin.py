@@ -17,6 +17,8 @@ from temporalio.plugin import SimplePlugin
 from activities.llm import LLMActivities
 from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
 from activities.tools.activity import ToolActivities
+from activities.tools.background import BackgroundCommands
+from activities.tools.skills import Skills
 from worker.settings import PLACEHOLDER_API_KEY, LLMSettings
 from workflows.agent import AgentWorkflow
 
@@ -54,6 +56,7 @@ def worker_activities(
     client: AsyncOpenAI,
     workspace: Path,
     tools: Sequence[Tool[Any]] | None = None,
+    background: BackgroundCommands | None = None,
 ) -> list[Callable[..., Any]]:
     """Build the activity objects once and return their activity methods.
 
@@ -61,9 +64,18 @@ def worker_activities(
         client: The OpenAI-compatible client (``max_retries=0``).
         workspace: Root folder of the file tools; created when missing.
         tools: Tools to offer; the built-in set when ``None``.
+        background: Where ``_bash(background=true)`` keeps its commands; without it
+            background mode answers ``unsupported``.
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
     workspace.mkdir(parents=True, exist_ok=True)
+    local = LocalWorkspace(workspace)
     llm = LLMActivities(client, registry)
-    tool_activities = ToolActivities(registry, LocalWorkspace(workspace))
-    return [llm.chat, tool_activities.describe_tools, tool_activities.run_tool]
+    tool_activities = ToolActivities(registry, local, background=background, skills=Skills(local))
+    return [
+        llm.chat,
+        tool_activities.describe_tools,
+        tool_activities.run_tool,
+        tool_activities.validate_arguments,
+        tool_activities.cleanup,
+    ]

@@ -48,6 +48,11 @@ class Settings:
     model: str = DEFAULT_MODEL
     """``DURAGENT_MODEL``: the default model of new agents."""
     llm: LLMSettings = LLMSettings()
+    owner: str | None = None
+    """``DURAGENT_OWNER`` (else ``USER``): recorded on the agents this process starts."""
+    max_cached_workflows: int = 1000
+    """``DURAGENT_MAX_CACHED_WORKFLOWS``: agents kept in worker memory between tasks; a
+    waiting agent beyond it is evicted and resumed later by replay."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -63,4 +68,19 @@ class Settings:
                 base_url=env.get("OPENAI_BASE_URL") or None,
                 api_key=env.get("OPENAI_API_KEY") or None,
             ),
+            owner=env.get("DURAGENT_OWNER") or env.get("USER") or None,
+            max_cached_workflows=_int(env, "DURAGENT_MAX_CACHED_WORKFLOWS", 1000, minimum=0),
         )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {text!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value

@@ -1,23 +1,29 @@
 """``AgentWorkflow``: one agent task, cycle by cycle, as a Temporal workflow.
 
-A cycle: build the prompt, call the LLM (activity), run the tool calls (one activity
-each, concurrently), interpret the control tools, decide. Decisions live in
-:mod:`workflows.policy` as pure functions; this class only sequences them.
+A cycle: fold in steering messages, build the prompt, call the LLM (activity), run the
+tool calls (one activity each, concurrently; those that need approval wait for a
+person's decision first), interpret the control tools, decide. Decisions live in
+:mod:`workflows.policy` as pure functions; this class only sequences them and holds
+the state that queries, updates and signals read and change.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TypedDict
+from typing import NoReturn, TypedDict
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.models import (
+        ApprovalMode,
+        CleanupRequest,
         DescribeToolsRequest,
         LLMRequest,
         LLMResult,
@@ -30,29 +36,45 @@ with workflow.unsafe.imports_passed_through():
         ToolResult,
         ToolSpec,
         ToolStatus,
+        ValidateArgumentsRequest,
     )
     from activities.tools.activity import ToolActivities
+    from activities.tools.control import TodoItem
     from workflows import policy
+    from workflows import search_attributes as search
     from workflows.models import (
         ActivityPolicy,
         AgentInput,
         AgentResult,
         AgentStatus,
         AgentView,
+        ApprovalAction,
+        ApprovalDecision,
         CycleRecord,
+        OnApprovalTimeout,
+        OnQuestionTimeout,
+        PendingApproval,
         PendingQuestion,
+        PendingView,
         ReplyInput,
+        SteerInput,
+        TranscriptPage,
+        TranscriptQuery,
+        UsageView,
     )
 
 WORKFLOW_NAME = "AgentWorkflow"
 
-# Listing tools is a registry lookup on the worker: fast, and safe to retry at will.
-DESCRIBE_TOOLS_POLICY = ActivityPolicy(start_to_close_seconds=30, heartbeat_seconds=None)
+# Listing tools or checking arguments is a registry lookup on the worker: fast, and safe
+# to retry at will.
+REGISTRY_POLICY = ActivityPolicy(start_to_close_seconds=30, heartbeat_seconds=None)
+# Cleanup after a cancel releases what the run held; it must not hang the cancel.
+CLEANUP_POLICY = ActivityPolicy(start_to_close_seconds=60, heartbeat_seconds=None, max_attempts=3)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
 class AgentWorkflow:
-    """A durable agent: survives worker restarts, waits for users, can be queried."""
+    """A durable agent: survives worker restarts, waits for people, can be queried."""
 
     @workflow.init
     def __init__(self, input: AgentInput) -> None:
@@ -61,31 +83,49 @@ class AgentWorkflow:
         self._transcript: list[Message] = [Message(role=Role.USER, content=input.task)]
         self._cycles: list[CycleRecord] = []
         self._usage = TokenUsage()
+        self._usage_by_model: dict[str, TokenUsage] = {}
+        self._llm_calls = 0
+        self._tool_calls = 0
         self._tools: dict[str, ToolSpec] = {}
         self._question: PendingQuestion | None = None
         self._reply: str | None = None
+        self._approvals: dict[str, PendingApproval] = {}
+        self._decisions: dict[str, ApprovalDecision] = {}
+        self._inbox: list[str] = []
+        self._todos: list[TodoItem] = []
+        self._doing: str | None = None
         self._answer: str | None = None
         self._files: list[str] = []
         self._error: str | None = None
+        self._cancel_reason: str | None = None
         self._started_at = workflow.now()
+        self._last_activity = self._started_at
+        # Only runs started with the attributes keep them current: the server of an older
+        # run may not have them registered, and an upsert there would fail the task.
+        self._searchable = workflow.info().typed_search_attributes.get(search.STATUS) is not None
 
     @workflow.run
     async def run(self, input: AgentInput) -> AgentResult:
-        """Run cycles until the agent finishes, asks too long, or runs out of cycles."""
+        """Run cycles until the agent finishes, fails, is cancelled or runs out of cycles."""
         await self._load_tools()
         try:
             while self._status is AgentStatus.RUNNING:
                 if policy.cycles_exhausted(len(self._cycles), input.max_cycles):
-                    self._status = AgentStatus.MAX_CYCLES
+                    self._set_status(AgentStatus.MAX_CYCLES)
                     break
                 await self._cycle()
         except ActivityError as err:
-            self._fail(err)
+            self._fail(_cause(err))
+        except asyncio.CancelledError:
+            await self._clean_up_after_cancel()
+            raise
         return self._result()
+
+    # --- queries -------------------------------------------------------------------
 
     @workflow.query(name="status")
     def status(self) -> AgentView:
-        """Status, cycle, usage, the pending question, and the answer once finished."""
+        """Status, cycle, usage, what the agent waits for, and its answer once finished."""
         return AgentView(
             status=self._status,
             cycle=len(self._cycles),
@@ -94,60 +134,146 @@ class AgentWorkflow:
             pending_question=self._question,
             answer=self._answer,
             error=self._error,
+            waiting_for=self._waiting_for(),
+            pending_approvals=len(self._approvals) - len(self._decisions),
+            last_activity=self._last_activity,
+            cancel_reason=self._cancel_reason,
         )
 
     @workflow.query(name="transcript")
-    def transcript(self) -> list[Message]:
-        """The transcript so far (the system prompt excluded)."""
-        return list(self._transcript)
+    def transcript(self, page: TranscriptQuery | None = None) -> TranscriptPage:
+        """One page of the transcript (the system prompt excluded).
+
+        Paged, so a long run never exceeds the query size limit.
+        """
+        page = page or TranscriptQuery()
+        messages = self._transcript[page.offset : page.offset + page.limit]
+        return TranscriptPage(total=len(self._transcript), offset=page.offset, messages=messages)
+
+    @workflow.query(name="usage")
+    def usage(self) -> UsageView:
+        """Token usage in total and per model, cycles, LLM calls and tool calls."""
+        return UsageView(
+            total=self._usage,
+            by_model=dict(self._usage_by_model),
+            cycles=len(self._cycles),
+            llm_calls=self._llm_calls,
+            tool_calls=self._tool_calls,
+        )
+
+    @workflow.query(name="todos")
+    def todos(self) -> list[TodoItem]:
+        """The agent's todo list, as it last wrote it."""
+        return list(self._todos)
+
+    @workflow.query(name="pending")
+    def pending(self) -> PendingView:
+        """The pending question and the tool calls waiting for approval."""
+        undecided = [a for a in self._approvals.values() if a.call_id not in self._decisions]
+        return PendingView(question=self._question, approvals=undecided)
+
+    # --- updates and signals ---------------------------------------------------------
 
     @workflow.update(name="reply")
     async def reply(self, reply: ReplyInput) -> str:
         """Answer the pending ``_ask_user`` question; returns the question id."""
-        assert self._question is not None  # guaranteed by the validator
-        self._reply = reply.answer
-        return self._question.id
+        question = self._question
+        assert question is not None  # guaranteed by the validator
+        self._reply = policy.reply_text(question, reply)
+        return question.id
 
     @reply.validator
     def _validate_reply(self, reply: ReplyInput) -> None:
         # Rejected here, a bad reply never reaches history.
-        if self._question is None or self._reply is not None:
-            raise ApplicationError("no question is pending", type="InvalidReply")
-        if reply.question_id is not None and reply.question_id != self._question.id:
-            raise ApplicationError(
-                f"stale reply: question {reply.question_id!r} is not the pending one "
-                f"({self._question.id!r})",
-                type="InvalidReply",
+        try:
+            policy.reply_text(None if self._reply is not None else self._question, reply)
+        except policy.InvalidReply as err:
+            raise ApplicationError(str(err), type="InvalidReply") from None
+
+    @workflow.signal(name="reply_signal")
+    def reply_signal(self, reply: ReplyInput) -> None:
+        """Fire-and-forget form of ``reply``: an invalid reply is logged and dropped."""
+        try:
+            self._reply = policy.reply_text(
+                None if self._reply is not None else self._question, reply
             )
+        except policy.InvalidReply as err:
+            workflow.logger.warning("reply signal dropped: %s", err)
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: ApprovalDecision) -> str:
+        """Approve, reject or edit a pending tool call; returns the call id.
+
+        Edited arguments are checked against the tool's model by an activity (the
+        worker holds the models); invalid ones fail the update and the call stays pending.
+        """
+        if decision.action is ApprovalAction.EDIT:
+            pending = self._approvals[decision.call_id]
+            checked = await workflow.execute_activity_method(
+                ToolActivities.validate_arguments,
+                ValidateArgumentsRequest(tool=pending.tool, arguments=decision.arguments or ""),
+                **_activity_options(REGISTRY_POLICY),
+            )
+            if checked.error is not None:
+                raise ApplicationError(checked.error, type="InvalidArguments")
+        if decision.call_id in self._decisions:  # decided while the arguments were checked
+            raise ApplicationError("already decided", type="InvalidDecision")
+        self._decisions[decision.call_id] = decision
+        return decision.call_id
+
+    @decide.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        pending = self._approvals.get(decision.call_id)
+        problem = None
+        if pending is None or decision.call_id in self._decisions:
+            waiting = ", ".join(self._approvals.keys() - self._decisions.keys()) or "none"
+            problem = f"no pending approval for call {decision.call_id!r} (pending: {waiting})"
+        elif decision.fingerprint is not None and decision.fingerprint != pending.fingerprint:
+            problem = "the call's arguments are not the ones approved (fingerprint mismatch)"
+        elif decision.action is ApprovalAction.EDIT and not decision.arguments:
+            problem = "an edit needs new arguments"
+        if problem is not None:
+            raise ApplicationError(problem, type="InvalidDecision")
+
+    @workflow.signal(name="say")
+    def say(self, steer: SteerInput) -> None:
+        """A user message for the agent, folded in before its next LLM call."""
+        self._inbox.append(steer.message)
+
+    # --- the cycle -------------------------------------------------------------------
 
     async def _load_tools(self) -> None:
         described = await workflow.execute_activity_method(
             ToolActivities.describe_tools,
             DescribeToolsRequest(enabled=self._input.tools),
-            **_activity_options(DESCRIBE_TOOLS_POLICY),
+            **_activity_options(REGISTRY_POLICY),
         )
         if described.unknown:
-            raise ApplicationError(
-                f"unknown tools requested: {', '.join(described.unknown)}",
-                type="UnknownTools",
-                non_retryable=True,
-            )
+            self._fail(f"unknown tools requested: {', '.join(described.unknown)}", "UnknownTools")
         self._tools = {t.name: t for t in described.tools}
 
     async def _cycle(self) -> None:
         cycle = len(self._cycles) + 1
+        self._fold_inbox()
         turn = await self._call_llm(cycle)
         calls = turn.message.tool_calls
-        self._transcript.append(turn.message)
-        record = CycleRecord(cycle=cycle, usage=turn.usage, finish_reason=turn.finish_reason)
-        self._cycles.append(record)
-        self._usage = self._usage + turn.usage
+        self._record_turn(cycle, turn)
 
-        control = policy.interpret_control_calls([c for c in calls if self._is_control(c)])
-        results = await self._run_tools([c for c in calls if not self._is_control(c)])
+        control = policy.interpret_control_calls(
+            [c for c in calls if self._is_control(c)], self._todos
+        )
+        if control.todos is not None:
+            self._todos = control.todos
+        results = await self._run_with_approval([c for c in calls if not self._is_control(c)])
         results.update(control.results)
         await self._apply(policy.decide(calls, control), calls, results)
-        record.tool_calls.update({r.call_id: r.status for r in results.values()})
+        self._cycles[-1].tool_calls.update({r.call_id: r.status for r in results.values()})
+
+    def _fold_inbox(self) -> None:
+        # A safe point: no tool is mid-flight and the next prompt is not built yet.
+        for text in self._inbox:
+            self._transcript.append(Message(role=Role.USER, content=text))
+        self._inbox.clear()
 
     async def _call_llm(self, cycle: int) -> LLMResult:
         names = list(self._tools)
@@ -159,6 +285,8 @@ class AgentWorkflow:
             stream=self._input.stream,
             temperature=self._input.temperature,
         )
+        self._doing = f"LLM call (cycle {cycle})"
+        self._llm_calls += 1
         return await workflow.execute_activity_method(
             LLMActivities.chat,
             request,
@@ -166,7 +294,92 @@ class AgentWorkflow:
             **_activity_options(self._input.llm_policy),
         )
 
+    def _record_turn(self, cycle: int, turn: LLMResult) -> None:
+        self._transcript.append(turn.message)
+        self._cycles.append(
+            CycleRecord(cycle=cycle, usage=turn.usage, finish_reason=turn.finish_reason)
+        )
+        self._usage = self._usage + turn.usage
+        model = turn.model or self._input.model
+        self._usage_by_model[model] = self._usage_by_model.get(model, TokenUsage()) + turn.usage
+        self._last_activity = workflow.now()
+
+    async def _run_with_approval(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
+        gated = {
+            c.id: reason
+            for c in calls
+            if (reason := policy.approval_reason(self._approval_mode(c.name), c)) is not None
+        }
+        results = await self._run_tools([c for c in calls if c.id not in gated])
+        if gated:
+            approved, refused = await self._await_approvals(
+                [c for c in calls if c.id in gated], gated
+            )
+            results.update(refused)
+            results.update(await self._run_tools(approved))
+        return results
+
+    async def _await_approvals(
+        self, calls: list[ToolCall], reasons: dict[str, str]
+    ) -> tuple[list[ToolCall], dict[str, ToolResult]]:
+        now = workflow.now()
+        self._approvals = {
+            c.id: PendingApproval(
+                call_id=c.id,
+                tool=c.name,
+                arguments=c.arguments,
+                fingerprint=policy.fingerprint(c.arguments),
+                reason=reasons[c.id],
+                requested_at=now,
+            )
+            for c in calls
+        }
+        self._set_status(AgentStatus.WAITING_APPROVAL)
+        await self._wait(
+            lambda: self._decisions.keys() >= self._approvals.keys(),
+            self._input.approval.deadline_seconds,
+        )
+        approved, refused = self._sort_decisions(calls)
+        self._approvals, self._decisions = {}, {}
+        self._set_status(AgentStatus.RUNNING)
+        return approved, refused
+
+    def _sort_decisions(
+        self, calls: list[ToolCall]
+    ) -> tuple[list[ToolCall], dict[str, ToolResult]]:
+        approved: list[ToolCall] = []
+        refused: dict[str, ToolResult] = {}
+        for call in calls:
+            decision = self._decisions.get(call.id) or self._timeout_decision(call.id)
+            if decision.action is ApprovalAction.REJECT:
+                message = decision.message or "no reason given"
+                refused[call.id] = ToolResult(
+                    call_id=call.id,
+                    name=call.name,
+                    status=ToolStatus.ERROR,
+                    content=f"the user rejected this call: {message}",
+                    error_code="rejected",
+                )
+            elif decision.action is ApprovalAction.EDIT and decision.arguments:
+                approved.append(call.model_copy(update={"arguments": decision.arguments}))
+            else:
+                approved.append(call)
+        return approved, refused
+
+    def _timeout_decision(self, call_id: str) -> ApprovalDecision:
+        seconds = self._input.approval.deadline_seconds
+        if self._input.approval.on_timeout is OnApprovalTimeout.APPROVE:
+            return ApprovalDecision(call_id=call_id, action=ApprovalAction.APPROVE)
+        return ApprovalDecision(
+            call_id=call_id,
+            action=ApprovalAction.REJECT,
+            message=f"nobody approved it within {seconds:g} s",
+        )
+
     async def _run_tools(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
+        if calls:
+            self._doing = "tools: " + ", ".join(c.name for c in calls)
+        self._tool_calls += len(calls)
         outcomes = await asyncio.gather(*(self._run_tool(c) for c in calls))
         return {r.call_id: r for r in outcomes}
 
@@ -202,30 +415,87 @@ class AgentWorkflow:
         if directive.kind is policy.DirectiveKind.FINISH:
             self._answer = directive.answer
             self._files = list(directive.files)
-            self._status = AgentStatus.COMPLETED
+            self._set_status(AgentStatus.COMPLETED)
         elif directive.kind is policy.DirectiveKind.NUDGE:
             self._transcript.append(Message(role=Role.USER, content=policy.CONTINUE_HINT))
 
     async def _ask(self, question: PendingQuestion) -> ToolResult:
-        self._question, self._reply = question, None
-        self._status = AgentStatus.WAITING_USER
-        await workflow.wait_condition(lambda: self._reply is not None)
-        answer = self._reply or ""
+        self._question = question.model_copy(update={"asked_at": workflow.now()})
+        self._reply = None
+        self._set_status(AgentStatus.WAITING_USER)
+        answered = await self._wait(
+            lambda: self._reply is not None, self._input.ask.deadline_seconds
+        )
+        answer = self._reply if answered and self._reply is not None else self._no_answer(question)
         self._question, self._reply = None, None
-        self._status = AgentStatus.RUNNING
+        self._set_status(AgentStatus.RUNNING)
         return ToolResult(
             call_id=question.id, name="_ask_user", status=ToolStatus.SUCCESS, content=answer
         )
+
+    def _no_answer(self, question: PendingQuestion) -> str:
+        ask = self._input.ask
+        if ask.on_timeout is OnQuestionTimeout.FAIL:
+            self._fail(
+                f"nobody answered {question.question!r} within {ask.deadline_seconds:g} s",
+                "QuestionTimeout",
+            )
+        return ask.default_answer
+
+    async def _wait(self, condition: Callable[[], bool], seconds: float | None) -> bool:
+        """Wait for a condition, at most ``seconds``; False when the deadline passed."""
+        try:
+            await workflow.wait_condition(
+                condition, timeout=timedelta(seconds=seconds) if seconds else None
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    # --- state and endings -------------------------------------------------------------
+
+    def _set_status(self, status: AgentStatus) -> None:
+        self._status = status
+        self._last_activity = workflow.now()
+        self._doing = None
+        if self._searchable:
+            workflow.upsert_search_attributes([search.STATUS.value_set(status.value)])
+
+    def _waiting_for(self) -> str | None:
+        if self._status is AgentStatus.WAITING_USER and self._question is not None:
+            return f"a reply to question {self._question.id}: {self._question.question}"
+        if self._status is AgentStatus.WAITING_APPROVAL:
+            waiting = [a.tool for a in self._approvals.values() if a.call_id not in self._decisions]
+            return f"approval of {len(waiting)} tool call(s): {', '.join(waiting)}"
+        return self._doing if self._status is AgentStatus.RUNNING else None
+
+    def _approval_mode(self, tool: str) -> ApprovalMode:
+        spec = self._tools.get(tool)
+        default = spec.approval if spec is not None else ApprovalMode.NEVER
+        return self._input.approval.tools.get(tool, default)
 
     def _is_control(self, call: ToolCall) -> bool:
         spec = self._tools.get(call.name)
         return spec is not None and spec.kind is ToolKind.CONTROL
 
-    def _fail(self, err: ActivityError) -> None:
-        self._status = AgentStatus.FAILED
-        self._error = _cause(err)
-        workflow.logger.warning("agent failed: %s", self._error)
-        raise ApplicationError(self._error, type="AgentFailed", non_retryable=True) from err
+    async def _clean_up_after_cancel(self) -> None:
+        self._cancel_reason = workflow.cancellation_reason() or "cancelled"
+        self._question, self._approvals, self._decisions = None, {}, {}
+        self._set_status(AgentStatus.CANCELLED)
+        # The cancel was delivered to the run's task once; new work may still be scheduled,
+        # so the cleanup runs to completion before the run is marked Canceled.
+        cleaned = await workflow.execute_activity_method(
+            ToolActivities.cleanup,
+            CleanupRequest(workflow_id=workflow.info().workflow_id, reason=self._cancel_reason),
+            **_activity_options(CLEANUP_POLICY),
+        )
+        workflow.logger.info("agent cancelled (%s); released %s", self._cancel_reason, cleaned)
+
+    def _fail(self, message: str, kind: str = "AgentFailed") -> NoReturn:
+        self._error = message
+        self._set_status(AgentStatus.FAILED)
+        workflow.logger.warning("agent failed: %s", message)
+        raise ApplicationError(message, type=kind, non_retryable=True)
 
     def _result(self) -> AgentResult:
         return AgentResult(
@@ -243,6 +513,7 @@ class _ActivityOptions(TypedDict):
     start_to_close_timeout: timedelta
     heartbeat_timeout: timedelta | None
     retry_policy: RetryPolicy
+    cancellation_type: ActivityCancellationType
 
 
 def _activity_options(p: ActivityPolicy) -> _ActivityOptions:
@@ -251,6 +522,9 @@ def _activity_options(p: ActivityPolicy) -> _ActivityOptions:
         "start_to_close_timeout": timedelta(seconds=p.start_to_close_seconds),
         "heartbeat_timeout": heartbeat,
         "retry_policy": policy.retry_policy(p),
+        # A cancelled run waits until its activities have really stopped (a tool's
+        # subprocess killed, an LLM stream closed) before it reports Canceled.
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }
 
 

@@ -5,11 +5,12 @@ Every field added later gets a default: recorded histories must keep loading.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from activities.models import TokenUsage, ToolStatus
+from activities.models import ApprovalMode, Message, TokenUsage, ToolStatus
 from activities.tools.control import Selection
 
 
@@ -49,6 +50,41 @@ class ActivityPolicy(BaseModel):
     maximum_interval_seconds: float = 60.0
 
 
+class OnQuestionTimeout(StrEnum):
+    """What happens when nobody answers a question before its deadline."""
+
+    DEFAULT_ANSWER = "default_answer"
+    FAIL = "fail"
+
+
+class AskPolicy(BaseModel):
+    """Deadline of ``_ask_user`` questions."""
+
+    deadline_seconds: float | None = Field(None, gt=0)
+    """How long to wait for a reply; ``None`` waits as long as it takes."""
+    on_timeout: OnQuestionTimeout = OnQuestionTimeout.DEFAULT_ANSWER
+    default_answer: str = (
+        "The user did not answer in time. Continue with your best judgement, and say "
+        "what you assumed."
+    )
+
+
+class OnApprovalTimeout(StrEnum):
+    """What happens to a pending approval when its deadline passes."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ApprovalPolicy(BaseModel):
+    """Which tool calls need a person's approval, and how long to wait for one."""
+
+    tools: dict[str, ApprovalMode] = Field(default_factory=dict)
+    """Per-tool overrides of the worker's defaults, e.g. ``{"_write_file": "always"}``."""
+    deadline_seconds: float | None = Field(None, gt=0)
+    on_timeout: OnApprovalTimeout = OnApprovalTimeout.REJECT
+
+
 class AgentInput(BaseModel):
     """How to start an agent."""
 
@@ -67,6 +103,12 @@ class AgentInput(BaseModel):
     stream: bool = True
     """Stream LLM responses (heartbeats per chunk, so cancellation reaches them)."""
     temperature: float | None = None
+    ask: AskPolicy = AskPolicy()
+    """Deadline and default of ``_ask_user`` questions."""
+    approval: ApprovalPolicy = ApprovalPolicy()
+    """Which tool calls wait for a person's approval."""
+    owner: str | None = None
+    """Who started the agent; searchable (``duragent ls --owner``)."""
 
 
 class CycleRecord(BaseModel):
@@ -87,15 +129,92 @@ class PendingQuestion(BaseModel):
     question: str
     options: list[str] | None = None
     selection: Selection = Selection.FREE_TEXT
+    allow_custom: bool = False
+    """Whether an answer outside ``options`` is accepted."""
+    asked_at: datetime | None = None
 
 
 class ReplyInput(BaseModel):
-    """Argument of the ``reply`` update."""
+    """Argument of the ``reply`` update and signal."""
 
-    answer: str
+    answer: str | list[str]
+    """The answer; a list of options for a ``multiple`` selection."""
     question_id: str | None = None
     """The question answered; when given it must be the pending one (stale replies are
     rejected)."""
+
+
+class PendingApproval(BaseModel):
+    """A tool call waiting for a person's decision."""
+
+    call_id: str
+    tool: str
+    arguments: str
+    """The raw JSON arguments the model produced."""
+    fingerprint: str
+    """SHA-256 of the canonical arguments: a decision may name it to be sure it
+    approves what it saw."""
+    reason: str
+    requested_at: datetime | None = None
+
+
+class ApprovalAction(StrEnum):
+    """A decision on a pending tool call."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    EDIT = "edit"
+
+
+class ApprovalDecision(BaseModel):
+    """Argument of the ``decide`` update."""
+
+    call_id: str
+    action: ApprovalAction
+    message: str | None = None
+    """For ``reject``: what the model is told."""
+    arguments: str | None = None
+    """For ``edit``: the new JSON arguments, validated against the tool's model."""
+    fingerprint: str | None = None
+    """When given, must match the pending call's fingerprint."""
+
+
+class SteerInput(BaseModel):
+    """Argument of the ``say`` signal: a user message for the running agent."""
+
+    message: str = Field(min_length=1)
+
+
+class TranscriptQuery(BaseModel):
+    """Argument of the ``transcript`` query: one page."""
+
+    offset: int = Field(0, ge=0)
+    limit: int = Field(50, ge=1, le=500)
+
+
+class TranscriptPage(BaseModel):
+    """Answer of the ``transcript`` query."""
+
+    total: int
+    offset: int
+    messages: list[Message]
+
+
+class UsageView(BaseModel):
+    """Answer of the ``usage`` query."""
+
+    total: TokenUsage
+    by_model: dict[str, TokenUsage] = Field(default_factory=dict)
+    cycles: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+
+
+class PendingView(BaseModel):
+    """Answer of the ``pending`` query: what the agent waits on."""
+
+    question: PendingQuestion | None = None
+    approvals: list[PendingApproval] = Field(default_factory=list)
 
 
 class AgentView(BaseModel):
@@ -108,6 +227,12 @@ class AgentView(BaseModel):
     pending_question: PendingQuestion | None = None
     answer: str | None = None
     error: str | None = None
+    waiting_for: str | None = None
+    """What the agent waits on right now, in words."""
+    pending_approvals: int = 0
+    last_activity: datetime | None = None
+    """When the status last changed (workflow time)."""
+    cancel_reason: str | None = None
 
 
 class AgentResult(BaseModel):

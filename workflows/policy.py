@@ -5,6 +5,8 @@ The workflow calls these; everything here is deterministic, so it replays the sa
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -12,10 +14,29 @@ from enum import StrEnum
 from temporalio.common import RetryPolicy
 
 from activities.errors import ToolError
-from activities.models import Message, Role, ToolCall, ToolResult, ToolSpec, ToolStatus
-from activities.tools.control import ASK_USER, TASK_FINISH, AskUserArgs, TaskFinishArgs
+from activities.models import (
+    ApprovalMode,
+    Message,
+    Role,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    ToolStatus,
+)
+from activities.tools.control import (
+    ASK_USER,
+    TASK_FINISH,
+    TODO_WRITE,
+    AskUserArgs,
+    Selection,
+    TaskFinishArgs,
+    TodoItem,
+    TodoWriteArgs,
+    open_todos,
+)
+from activities.tools.dangerous import is_dangerous_command
 from activities.tools.registry import parse_arguments
-from workflows.models import ActivityPolicy, PendingQuestion
+from workflows.models import ActivityPolicy, PendingQuestion, ReplyInput
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are duragent, an agent that completes the user's task by calling tools. "
@@ -59,6 +80,8 @@ class ControlOutcome:
     has none yet: its result is the user's answer."""
     finish: TaskFinishArgs | None = None
     question: PendingQuestion | None = None
+    todos: list[TodoItem] | None = None
+    """The new todo list when ``_todo_write`` was called validly."""
 
 
 def system_prompt(custom: str | None, started_at: datetime, tool_names: list[str]) -> str:
@@ -76,38 +99,85 @@ def system_prompt(custom: str | None, started_at: datetime, tool_names: list[str
     return "\n\n".join(parts)
 
 
-def interpret_control_calls(calls: list[ToolCall]) -> ControlOutcome:
-    """Validate ``_task_finish`` and ``_ask_user`` calls and decide which one counts.
+def interpret_control_calls(calls: list[ToolCall], todos: list[TodoItem]) -> ControlOutcome:
+    """Validate the control calls of a cycle and decide which ones count.
 
-    A finish wins over a question; of several questions only the first is asked and the
-    others are told so. Invalid arguments become error results the model can fix.
+    Todo writes apply first, in order, so a model may complete its last item and finish
+    in one turn. ``_task_finish`` is refused while todos are open. A finish wins over a
+    question; of several questions only the first is asked. Invalid arguments become
+    error results the model can fix.
     """
     results: dict[str, ToolResult] = {}
-    finish: TaskFinishArgs | None = None
-    question: PendingQuestion | None = None
-    for call in calls:
+    new_todos: list[TodoItem] | None = None
+    for call in (c for c in calls if c.name == TODO_WRITE):
         try:
-            if call.name == TASK_FINISH:
-                args = parse_arguments(call.name, TaskFinishArgs, call.arguments)
-                finish = finish or args
-                results[call.id] = _result(call, ToolStatus.SUCCESS, "task finished")
-            elif call.name == ASK_USER:
-                ask = parse_arguments(call.name, AskUserArgs, call.arguments)
-                if question is None:
-                    question = _question(call, ask)
-                else:
-                    results[call.id] = _result(
-                        call, ToolStatus.ERROR, "only one question at a time", "busy"
-                    )
+            new_todos = parse_arguments(call.name, TodoWriteArgs, call.arguments).todos
+            results[call.id] = _result(call, ToolStatus.SUCCESS, _todo_summary(new_todos))
         except ToolError as err:
             results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
+    current = todos if new_todos is None else new_todos
+    finish = _finish(calls, current, results)
+    question = _first_question(calls, results)
     if finish is not None and question is not None:
         skipped = next(c for c in calls if c.id == question.id)
         results[question.id] = _result(
             skipped, ToolStatus.ERROR, "not asked: the task was finished", "ignored"
         )
         question = None
-    return ControlOutcome(results=results, finish=finish, question=question)
+    return ControlOutcome(results=results, finish=finish, question=question, todos=new_todos)
+
+
+def _finish(
+    calls: list[ToolCall], todos: list[TodoItem], results: dict[str, ToolResult]
+) -> TaskFinishArgs | None:
+    finish: TaskFinishArgs | None = None
+    for call in (c for c in calls if c.name == TASK_FINISH):
+        try:
+            args = parse_arguments(call.name, TaskFinishArgs, call.arguments)
+        except ToolError as err:
+            results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
+            continue
+        still_open = open_todos(todos)
+        if still_open:
+            names = "; ".join(f"{t.id}: {t.content} ({t.status.value})" for t in still_open)
+            results[call.id] = _result(
+                call,
+                ToolStatus.ERROR,
+                f"cannot finish while todos are open: {names}. Complete them (or remove "
+                "them with _todo_write), then finish.",
+                "todo_incomplete",
+            )
+            continue
+        finish = finish or args
+        results[call.id] = _result(call, ToolStatus.SUCCESS, "task finished")
+    return finish
+
+
+def _first_question(
+    calls: list[ToolCall], results: dict[str, ToolResult]
+) -> PendingQuestion | None:
+    question: PendingQuestion | None = None
+    for call in (c for c in calls if c.name == ASK_USER):
+        try:
+            ask = parse_arguments(call.name, AskUserArgs, call.arguments)
+        except ToolError as err:
+            results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
+            continue
+        if question is None:
+            question = _question(call, ask)
+        else:
+            results[call.id] = _result(
+                call, ToolStatus.ERROR, "only one question at a time", "busy"
+            )
+    return question
+
+
+def _todo_summary(todos: list[TodoItem]) -> str:
+    if not todos:
+        return "todo list cleared"
+    return "todo list updated:\n" + "\n".join(
+        f"[{t.status.value}] {t.id}: {t.content}" for t in todos
+    )
 
 
 def decide(calls: list[ToolCall], control: ControlOutcome) -> Directive:
@@ -167,9 +237,73 @@ def tool_policy(spec: ToolSpec) -> ActivityPolicy:
     )
 
 
+def approval_reason(mode: ApprovalMode, call: ToolCall) -> str | None:
+    """Why this call needs approval under ``mode``; ``None`` when it may run."""
+    if mode is ApprovalMode.ALWAYS:
+        return f"{call.name} always needs approval"
+    if mode is ApprovalMode.DANGEROUS_COMMAND:
+        command = _argument(call.arguments, "command")
+        danger = is_dangerous_command(command) if command is not None else None
+        return f"dangerous command: {danger}" if danger else None
+    return None
+
+
+def fingerprint(arguments: str) -> str:
+    """SHA-256 of the arguments in canonical JSON (the raw text when it is not JSON)."""
+    try:
+        canonical = json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
+    except json.JSONDecodeError:
+        canonical = arguments
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class InvalidReply(ValueError):
+    """A reply that does not answer the pending question; the message says why."""
+
+
+def reply_text(question: PendingQuestion | None, reply: ReplyInput) -> str:
+    """Check a reply against the pending question and render it for the model.
+
+    Raises:
+        InvalidReply: Nothing is asked, the question id is stale, or the choice is not
+            among the options.
+    """
+    if question is None:
+        raise InvalidReply("no question is pending")
+    if reply.question_id is not None and reply.question_id != question.id:
+        raise InvalidReply(
+            f"stale reply: question {reply.question_id!r} is not the pending one ({question.id!r})"
+        )
+    answers = [reply.answer] if isinstance(reply.answer, str) else list(reply.answer)
+    if not answers or not all(a.strip() for a in answers):
+        raise InvalidReply("the answer is empty")
+    if question.selection is not Selection.MULTIPLE and len(answers) > 1:
+        raise InvalidReply("this question takes a single answer")
+    if question.options and question.selection is not Selection.FREE_TEXT:
+        outside = [a for a in answers if a not in question.options]
+        if outside and not question.allow_custom:
+            raise InvalidReply(
+                f"{', '.join(map(repr, outside))} is not one of the options: "
+                + ", ".join(question.options)
+            )
+    return answers[0] if len(answers) == 1 else json.dumps(answers)
+
+
+def _argument(arguments: str, name: str) -> str | None:
+    try:
+        value = json.loads(arguments).get(name)
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _question(call: ToolCall, ask: AskUserArgs) -> PendingQuestion:
     return PendingQuestion(
-        id=call.id, question=ask.question, options=ask.options, selection=ask.selection
+        id=call.id,
+        question=ask.question,
+        options=ask.options,
+        selection=ask.selection,
+        allow_custom=ask.allow_custom,
     )
 
 

@@ -1,0 +1,18 @@
+"""Custom search attributes: what ``duragent ls`` filters on in Temporal visibility.
+
+Registered on the server at start-up (dev server flags, or ``ensure_registered`` at
+worker start) and kept current by the workflow, so listing agents touches none of them.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+STATUS = SearchAttributeKey.for_keyword("DuragentStatus")
+MODEL = SearchAttributeKey.for_keyword("DuragentModel")
+OWNER = SearchAttributeKey.for_keyword("DuragentOwner")
+
+ALL = (STATUS, MODEL, OWNER)
+
+DEV_SERVER = {key.name: "Keyword" for key in ALL}
+"""``--search-attribute`` flags of ``temporal server start-dev``."""
