@@ -74,6 +74,9 @@ class LLMErrorType(StrEnum):
     AUTHENTICATION = "LLMAuthenticationError"
     BAD_REQUEST = "LLMBadRequest"
     BAD_RESPONSE = "LLMBadResponse"
+    TRANSCRIPT_NOT_FOUND = "TranscriptNotFound"
+    """The stored transcript a request builds on is missing (another machine's store,
+    or a cleaned one): the workflow resends the transcript whole."""
 
 
 def llm_error_to_application_error(err: openai.OpenAIError) -> ApplicationError:

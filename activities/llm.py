@@ -15,44 +15,123 @@ from openai import AsyncOpenAI
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import LLMErrorType, llm_error_to_application_error
+from activities.errors import (
+    LLMErrorType,
+    ToolError,
+    llm_error_to_application_error,
+)
 from activities.heartbeat import heartbeating
 from activities.models import LLMRequest, LLMResult, Message, Role, TokenUsage, ToolCall
+from activities.store import StoreMiss, TranscriptStore
+from activities.tools.image import image_data_url, image_refs
 from activities.tools.registry import ToolRegistry
+from activities.tools.workspace import Workspace
 
 
 class LLMActivities:
-    """LLM calls with an injected OpenAI-compatible client (built once per worker)."""
+    """LLM calls with an injected OpenAI-compatible client (built once per worker).
 
-    def __init__(self, client: AsyncOpenAI, registry: ToolRegistry) -> None:
+    Args:
+        client: The OpenAI-compatible client, with ``max_retries=0``.
+        registry: Tools, whose schemas are sent by name.
+        transcripts: Where conversations are kept between calls; without it every
+            request must carry its whole transcript.
+        workspace: Where large tool outputs and images referenced by the transcript live.
+    """
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        registry: ToolRegistry,
+        *,
+        transcripts: TranscriptStore | None = None,
+        workspace: Workspace | None = None,
+    ) -> None:
         if client.max_retries != 0:
             raise ValueError("build the OpenAI client with max_retries=0: Temporal retries")
         self._client = client
         self._registry = registry
+        self._transcripts = transcripts
+        self._workspace = workspace
 
     @activity.defn(name="duragent.llm_chat")
     async def chat(self, request: LLMRequest) -> LLMResult:
-        """Send the prompt, return the assistant's turn with token usage."""
-        kwargs = self._create_kwargs(request)
+        """Rebuild the prompt, send it, return the assistant's turn with token usage."""
+        transcript = self._transcript(request)
+        kwargs = self._create_kwargs(request, transcript)
         try:
             async with heartbeating():
                 if request.stream:
-                    return await self._stream(kwargs)
-                return await self._complete(kwargs)
+                    result = await self._stream(kwargs)
+                else:
+                    result = await self._complete(kwargs)
         except openai.OpenAIError as err:
             raise llm_error_to_application_error(err) from err
+        if self._transcripts is not None and request.system is not None:
+            ref = self._transcripts.append(request.base_ref, [*request.messages, result.message])
+            result.transcript_ref = ref
+        return result
 
-    def _create_kwargs(self, request: LLMRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": [to_openai_message(m) for m in request.messages],
-        }
+    def _transcript(self, request: LLMRequest) -> list[Message]:
+        if request.base_ref is None:
+            return list(request.messages)
+        if self._transcripts is None:
+            raise _transcript_not_found("this worker keeps no transcripts")
+        try:
+            return [*self._transcripts.load(request.base_ref), *request.messages]
+        except StoreMiss:
+            raise _transcript_not_found(
+                f"transcript {request.base_ref} is not in the store"
+            ) from None
+
+    def _create_kwargs(self, request: LLMRequest, transcript: list[Message]) -> dict[str, Any]:
+        system = [Message(role=Role.SYSTEM, content=request.system)] if request.system else []
+        messages = [self._wire(m) for m in (*system, *transcript)]
+        messages.extend(self._fresh_images(transcript))
+        kwargs: dict[str, Any] = {"model": request.model, "messages": messages}
         tools = self._registry.schemas(request.tool_names)
         if tools:
             kwargs["tools"] = tools
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         return kwargs
+
+    def _wire(self, message: Message) -> dict[str, Any]:
+        """A message in wire shape, with a large result read back from its artifact."""
+        if message.artifact and not message.stubbed and self._workspace is not None:
+            try:
+                full = self._workspace.read_text(message.artifact)
+            except ToolError:
+                activity.logger.warning("artifact %s is gone; sending its stub", message.artifact)
+            else:
+                message = message.model_copy(update={"content": full})
+        return to_openai_message(message)
+
+    def _fresh_images(self, transcript: list[Message]) -> list[dict[str, Any]]:
+        """Images that tools of the last turn attached, as a user message of image parts.
+
+        Chat Completions only takes images in user messages; they are sent to the next
+        call only, and history keeps the ``image-ref:`` line, never the pixels.
+        """
+        last_turn = next(
+            (i for i in range(len(transcript) - 1, -1, -1) if transcript[i].role is Role.ASSISTANT),
+            -1,
+        )
+        parts: list[dict[str, Any]] = []
+        for message in transcript[last_turn + 1 :]:
+            if message.role is not Role.TOOL or self._workspace is None:
+                continue
+            for ref in image_refs(message.content or ""):
+                try:
+                    url = image_data_url(self._workspace, ref)
+                except ToolError as err:
+                    activity.logger.warning("image %s not sent: %s", ref, err)
+                    continue
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+        if not parts:
+            return []
+        intro = {"type": "text", "text": "Images attached by the tools above:"}
+        return [{"role": "user", "content": [intro, *parts]}]
 
     async def _complete(self, kwargs: dict[str, Any]) -> LLMResult:
         response = await self._client.chat.completions.create(**kwargs)
@@ -155,3 +234,8 @@ def to_openai_message(message: Message) -> dict[str, Any]:
     if message.role is Role.TOOL and message.name:
         out["name"] = message.name
     return out
+
+
+def _transcript_not_found(message: str) -> ApplicationError:
+    # Not retryable here: the workflow holds the transcript and resends it whole.
+    return ApplicationError(message, type=LLMErrorType.TRANSCRIPT_NOT_FOUND, non_retryable=True)

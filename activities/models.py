@@ -63,6 +63,21 @@ class Message(BaseModel):
     """Set on tool messages: which call this result answers."""
     name: str | None = None
     """Set on tool messages: the tool that produced the result."""
+    artifact: str | None = None
+    """Workspace path of the full content when it was too large for history; ``content``
+    then holds a stub (path, head and tail), and the LLM activity reads the full text
+    back from the artifact unless the message is ``stubbed``."""
+    artifact_chars: int | None = None
+    """Length of the full content kept in ``artifact``."""
+    stubbed: bool = False
+    """Compaction moved this result out of the prompt: the model sees only the stub."""
+
+    @property
+    def prompt_chars(self) -> int:
+        """Characters this message puts in the prompt (for the token estimate)."""
+        body = self.artifact_chars if self.artifact and not self.stubbed else None
+        calls = sum(len(c.name) + len(c.arguments) for c in self.tool_calls)
+        return (body or len(self.content or "")) + calls
 
 
 class TokenUsage(BaseModel):
@@ -91,7 +106,12 @@ class LLMRequest(BaseModel):
     model: str
     """Model name as the provider knows it."""
     messages: list[Message]
-    """The prompt: system message first, then the transcript."""
+    """The messages added since ``base_ref`` (all of them when there is no base). In
+    requests recorded before ``system`` existed, the system message comes first here."""
+    system: str | None = None
+    """The system prompt, sent on every call but never stored in the transcript chain."""
+    base_ref: str | None = None
+    """The stored transcript these messages continue (see :mod:`activities.store`)."""
     tool_names: list[str] = Field(default_factory=list)
     """Tools offered this cycle; the activity turns them into schemas from its registry,
     so the schemas do not travel through history on every cycle."""
@@ -108,6 +128,23 @@ class LLMResult(BaseModel):
     finish_reason: str | None = None
     model: str = ""
     """Model name the provider reports having used."""
+    transcript_ref: str | None = None
+    """The stored transcript including this answer: the next call's ``base_ref``."""
+
+
+class SummarizeRequest(BaseModel):
+    """Input of the compaction activity's LLM stage."""
+
+    model: str
+    messages: list[Message]
+    """The middle of the transcript, to be replaced by a summary."""
+
+
+class SummarizeResult(BaseModel):
+    """A structured summary of the messages, and what it cost."""
+
+    summary: str
+    usage: TokenUsage = TokenUsage()
 
 
 class ToolRequest(BaseModel):
@@ -117,6 +154,8 @@ class ToolRequest(BaseModel):
     idempotency_key: str
     """``workflow_id:tool_call_id``: stable across retries, worker restarts and replays,
     so a tool with external side effects can deduplicate."""
+    large_result_chars: int = 8_000
+    """Results longer than this go to a workspace artifact; history keeps a stub."""
 
 
 class ToolResult(BaseModel):
@@ -129,6 +168,9 @@ class ToolResult(BaseModel):
     """What the model reads: the output, or an error message it can act on."""
     error_code: str | None = None
     """A short machine-readable code when ``status`` is ``error``."""
+    artifact: str | None = None
+    """Workspace path of the full output when it was too large for history."""
+    artifact_chars: int | None = None
 
 
 class ToolKind(StrEnum):

@@ -223,3 +223,18 @@ async def test_context_length_is_not_retried(llm_server: ScriptedLLMServer) -> N
 def test_the_client_must_not_retry_by_itself() -> None:
     with pytest.raises(ValueError, match="max_retries=0"):
         LLMActivities(AsyncOpenAI(api_key="k"), ToolRegistry([]))
+
+
+async def test_a_large_result_goes_to_an_artifact(tools: ToolActivities, tmp_path: Path) -> None:
+    big = "\n".join(f"line {i}" for i in range(2_000))
+    (tmp_path / "big.txt").write_text(big)
+    request = ToolRequest(
+        call=ToolCall(id="c", name="_read_file", arguments='{"path": "big.txt"}'),
+        idempotency_key="wf:c",
+        large_result_chars=1_000,
+    )
+    result = await ActivityEnvironment().run(tools.run_tool, request)
+    assert result.artifact is not None and result.artifact_chars == len(big)
+    assert (tmp_path / result.artifact).read_text() == big  # readable back, in full
+    assert len(result.content) < 2_500 and result.artifact in result.content
+    assert "line 0" in result.content and "line 1999" in result.content  # head and tail

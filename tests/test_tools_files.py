@@ -37,6 +37,7 @@ async def run(
     request = ToolRequest(
         call=ToolCall(id="c", name=name, arguments=json.dumps(arguments)),
         idempotency_key="wf:c",
+        large_result_chars=10**9,  # these tests read the tool's own output, never a stub
     )
     result = await ActivityEnvironment().run(tools.run_tool, request)
     return result.status, result.content, result.error_code

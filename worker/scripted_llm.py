@@ -40,6 +40,12 @@ A step
     are tool calls, else ``stop``), ``delay_seconds`` (sleep before every answer of this
     step) and ``model`` (the model name reported; default: the requested one).
 
+Rules
+    ``rules`` (optional) are checked before the index: ``{"when_last": "<regex>",
+    "step": {...}}``; the first rule whose pattern is found in the text of the request's
+    last message answers (recorded as step ``1000 + i``). Long-run tests use them to end
+    or branch a run on what happened, since compaction changes the message count.
+
 Faults
     ``faults`` lists what goes wrong on the first attempts of a step. Attempts are
     counted by the server per (script name, step index), from 0: attempt ``k`` gets
@@ -75,6 +81,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import socket
 import sys
@@ -104,6 +111,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_MODEL = "scripted"
 """Model name listed by ``GET /v1/models`` besides those named in scripts."""
 
+RULE_STEP_BASE = 1000
+"""Requests answered by rule ``i`` are recorded as step ``RULE_STEP_BASE + i``."""
 _CONTEXT_WINDOW = 8192  # the limit quoted by context_length_exceeded faults
 _STREAM_PIECE_CHARS = 16  # content and arguments are split into pieces this long
 _SERVE_POLL_SECONDS = 0.05  # keeps stop() quick; serve_forever checks for shutdown this often
@@ -206,6 +215,19 @@ class StepSpec(_Spec):
         return self
 
 
+class RuleSpec(_Spec):
+    """A step chosen by what the request's last message says, before any index."""
+
+    when_last: str = Field(min_length=1)
+    """Regular expression searched in the text of the request's last message."""
+    step: StepSpec
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Self:
+        re.compile(self.when_last)
+        return self
+
+
 class ScriptSpec(_Spec):
     """A named sequence of steps, chosen by a marker in the request."""
 
@@ -214,6 +236,10 @@ class ScriptSpec(_Spec):
     """Substring of the system messages or first user message; ``"*"``/absent = default."""
     steps: list[StepSpec] = Field(min_length=1)
     after_last: Literal["repeat_last", "error"] = "repeat_last"
+    rules: list[RuleSpec] = Field(default_factory=list)
+    """Checked first, in order; the first whose pattern is in the last message answers.
+    Lets a long run end or branch on what happened (a counter in a tool result, a
+    reply) when compaction makes step indexes meaningless."""
 
     @property
     def is_default(self) -> bool:
@@ -569,6 +595,12 @@ def _plan_completion(book: _ScriptBook, body: dict[str, Any]) -> _Plan:
         reply = _error(400, book.no_match_message(), "no_script")
         return _Plan(reply, RecordedRequest(None, None, None, stream, body, 400))
     messages = body["messages"]
+    rule = _matching_rule(script, messages)
+    if rule is not None:
+        step = RULE_STEP_BASE + rule
+        attempt = book.next_attempt(script.name, step)
+        record = RecordedRequest(script.name, step, attempt, stream, body, 200)
+        return _plan_step(script.rules[rule].step, step, attempt, record, body)
     step = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
     attempt = book.next_attempt(script.name, step)
     record = RecordedRequest(script.name, step, attempt, stream, body, 200)
@@ -577,6 +609,13 @@ def _plan_completion(book: _ScriptBook, body: dict[str, Any]) -> _Plan:
         return _Plan(_error(400, message, "script_exhausted"), replace(record, status=400))
     spec = script.steps[min(step, len(script.steps) - 1)]
     return _plan_step(spec, step, attempt, record, body)
+
+
+def _matching_rule(script: ScriptSpec, messages: list[Any]) -> int | None:
+    if not script.rules or not messages or not isinstance(messages[-1], dict):
+        return None
+    last = _text_of(messages[-1].get("content"))
+    return next((i for i, r in enumerate(script.rules) if re.search(r.when_last, last)), None)
 
 
 def _plan_step(

@@ -20,7 +20,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from activities.errors import LLMErrorType
     from activities.llm import LLMActivities
+    from activities.memory import MemoryActivities
     from activities.models import (
         ApprovalMode,
         CleanupRequest,
@@ -29,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         LLMResult,
         Message,
         Role,
+        SummarizeRequest,
         TokenUsage,
         ToolCall,
         ToolKind,
@@ -50,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         AgentView,
         ApprovalAction,
         ApprovalDecision,
-        CycleRecord,
+        CarryState,
         OnApprovalTimeout,
         OnQuestionTimeout,
         PendingApproval,
@@ -69,6 +72,11 @@ WORKFLOW_NAME = "AgentWorkflow"
 # to retry at will.
 REGISTRY_POLICY = ActivityPolicy(start_to_close_seconds=30, heartbeat_seconds=None)
 # Cleanup after a cancel releases what the run held; it must not hang the cancel.
+# Errors the LLM call recovers from once: a full context (compact, then retry) and a
+# stored transcript this worker cannot see (resend it whole).
+RECOVERABLE_LLM_ERRORS = frozenset(
+    {LLMErrorType.CONTEXT_LENGTH.value, LLMErrorType.TRANSCRIPT_NOT_FOUND.value}
+)
 CLEANUP_POLICY = ActivityPolicy(start_to_close_seconds=60, heartbeat_seconds=None, max_attempts=3)
 
 
@@ -80,26 +88,38 @@ class AgentWorkflow:
     def __init__(self, input: AgentInput) -> None:
         self._input = input
         self._status = AgentStatus.RUNNING
-        self._transcript: list[Message] = [Message(role=Role.USER, content=input.task)]
-        self._cycles: list[CycleRecord] = []
-        self._usage = TokenUsage()
-        self._usage_by_model: dict[str, TokenUsage] = {}
-        self._llm_calls = 0
-        self._tool_calls = 0
+        carry = input.carry or CarryState(
+            transcript=[Message(role=Role.USER, content=input.task)],
+            cycles=0,
+            usage=TokenUsage(),
+            started_at=workflow.now(),
+        )
+        self._transcript = list(carry.transcript)
+        self._cycle_count = carry.cycles
+        self._usage = carry.usage
+        self._usage_by_model = dict(carry.usage_by_model)
+        self._llm_calls = carry.llm_calls
+        self._tool_calls = carry.tool_calls
+        self._runs = carry.runs
+        self._compactions = carry.compactions
+        self._prompt_tokens = carry.prompt_tokens
+        # The stored transcript the next LLM call builds on, and how much of ours it holds.
+        self._transcript_ref = carry.transcript_ref
+        self._sent = carry.sent
         self._tools: dict[str, ToolSpec] = {}
         self._question: PendingQuestion | None = None
         self._reply: str | None = None
         self._approvals: dict[str, PendingApproval] = {}
         self._decisions: dict[str, ApprovalDecision] = {}
-        self._inbox: list[str] = []
-        self._todos: list[TodoItem] = []
+        self._inbox = list(carry.inbox)
+        self._todos = list(carry.todos)
         self._doing: str | None = None
         self._answer: str | None = None
         self._files: list[str] = []
         self._error: str | None = None
         self._cancel_reason: str | None = None
-        self._started_at = workflow.now()
-        self._last_activity = self._started_at
+        self._started_at = carry.started_at
+        self._last_activity = workflow.now()
         # Only runs started with the attributes keep them current: the server of an older
         # run may not have them registered, and an upsert there would fail the task.
         self._searchable = workflow.info().typed_search_attributes.get(search.STATUS) is not None
@@ -110,9 +130,11 @@ class AgentWorkflow:
         await self._load_tools()
         try:
             while self._status is AgentStatus.RUNNING:
-                if policy.cycles_exhausted(len(self._cycles), input.max_cycles):
+                if policy.cycles_exhausted(self._cycle_count, input.max_cycles):
                     self._set_status(AgentStatus.MAX_CYCLES)
                     break
+                if self._history_full():
+                    await self._continue_as_new()
                 await self._cycle()
         except ActivityError as err:
             self._fail(_cause(err))
@@ -128,7 +150,7 @@ class AgentWorkflow:
         """Status, cycle, usage, what the agent waits for, and its answer once finished."""
         return AgentView(
             status=self._status,
-            cycle=len(self._cycles),
+            cycle=self._cycle_count,
             model=self._input.model,
             usage=self._usage,
             pending_question=self._question,
@@ -156,9 +178,12 @@ class AgentWorkflow:
         return UsageView(
             total=self._usage,
             by_model=dict(self._usage_by_model),
-            cycles=len(self._cycles),
+            cycles=self._cycle_count,
             llm_calls=self._llm_calls,
             tool_calls=self._tool_calls,
+            runs=self._runs,
+            compactions=self._compactions,
+            context_tokens=self._context_tokens(),
         )
 
     @workflow.query(name="todos")
@@ -253,11 +278,13 @@ class AgentWorkflow:
         self._tools = {t.name: t for t in described.tools}
 
     async def _cycle(self) -> None:
-        cycle = len(self._cycles) + 1
+        cycle = self._cycle_count + 1
+        if policy.should_compact(self._context_tokens(), self._input.memory):
+            await self._compact(force=False)
         self._fold_inbox()
         turn = await self._call_llm(cycle)
         calls = turn.message.tool_calls
-        self._record_turn(cycle, turn)
+        self._record_turn(turn)
 
         control = policy.interpret_control_calls(
             [c for c in calls if self._is_control(c)], self._todos
@@ -267,7 +294,8 @@ class AgentWorkflow:
         results = await self._run_with_approval([c for c in calls if not self._is_control(c)])
         results.update(control.results)
         await self._apply(policy.decide(calls, control), calls, results)
-        self._cycles[-1].tool_calls.update({r.call_id: r.status for r in results.values()})
+        if control.compress:
+            await self._compact(force=True)
 
     def _fold_inbox(self) -> None:
         # A safe point: no tool is mid-flight and the next prompt is not built yet.
@@ -276,16 +304,32 @@ class AgentWorkflow:
         self._inbox.clear()
 
     async def _call_llm(self, cycle: int) -> LLMResult:
-        names = list(self._tools)
-        prompt = policy.system_prompt(self._input.system_prompt, self._started_at, names)
+        """The LLM call, recovering once from a full context or a lost stored transcript."""
+        self._doing = f"LLM call (cycle {cycle})"
+        for attempt in (1, 2):
+            try:
+                return await self._llm_activity(cycle)
+            except ActivityError as err:
+                kind = err.cause.type if isinstance(err.cause, ApplicationError) else None
+                if attempt == 2 or kind not in RECOVERABLE_LLM_ERRORS:
+                    raise
+                if kind == LLMErrorType.CONTEXT_LENGTH:
+                    await self._compact(force=True)
+                self._transcript_ref, self._sent = None, 0  # resend the transcript whole
+        raise AssertionError("unreachable")
+
+    async def _llm_activity(self, cycle: int) -> LLMResult:
+        names = policy.offered_tools(list(self._tools), self._context_tokens(), self._input.memory)
+        naive = self._input.history.ship_full_transcript or self._transcript_ref is None
         request = LLMRequest(
             model=self._input.model,
-            messages=[Message(role=Role.SYSTEM, content=prompt), *self._transcript],
+            system=policy.system_prompt(self._input.system_prompt, self._started_at, []),
+            messages=self._transcript if naive else self._transcript[self._sent :],
+            base_ref=None if naive else self._transcript_ref,
             tool_names=names,
             stream=self._input.stream,
             temperature=self._input.temperature,
         )
-        self._doing = f"LLM call (cycle {cycle})"
         self._llm_calls += 1
         return await workflow.execute_activity_method(
             LLMActivities.chat,
@@ -294,15 +338,40 @@ class AgentWorkflow:
             **_activity_options(self._input.llm_policy),
         )
 
-    def _record_turn(self, cycle: int, turn: LLMResult) -> None:
+    def _record_turn(self, turn: LLMResult) -> None:
+        self._cycle_count += 1
         self._transcript.append(turn.message)
-        self._cycles.append(
-            CycleRecord(cycle=cycle, usage=turn.usage, finish_reason=turn.finish_reason)
-        )
-        self._usage = self._usage + turn.usage
-        model = turn.model or self._input.model
-        self._usage_by_model[model] = self._usage_by_model.get(model, TokenUsage()) + turn.usage
+        self._transcript_ref, self._sent = turn.transcript_ref, len(self._transcript)
+        self._prompt_tokens = turn.usage.input_tokens
+        self._add_usage(turn.model or self._input.model, turn.usage)
         self._last_activity = workflow.now()
+
+    def _add_usage(self, model: str, usage: TokenUsage) -> None:
+        self._usage = self._usage + usage
+        self._usage_by_model[model] = self._usage_by_model.get(model, TokenUsage()) + usage
+
+    def _context_tokens(self) -> int:
+        return policy.context_tokens(self._prompt_tokens, self._transcript, self._sent)
+
+    async def _compact(self, *, force: bool) -> None:
+        """Stage 1 (stub old large results), then stage 2 (summary) if still needed."""
+        memory = self._input.memory
+        self._transcript, _ = policy.stub_old_results(self._transcript, memory.keep_recent_turns)
+        self._transcript_ref, self._sent, self._prompt_tokens = None, 0, 0
+        if force or policy.should_compact(self._context_tokens(), memory):
+            head, middle, tail = policy.summary_split(self._transcript, memory.keep_recent_turns)
+            if middle:
+                model = memory.summary_model or self._input.model
+                self._doing = f"compacting memory ({len(middle)} messages)"
+                summary = await workflow.execute_activity_method(
+                    MemoryActivities.summarize,
+                    SummarizeRequest(model=model, messages=middle),
+                    summary=f"compaction: {len(middle)} messages",
+                    **_activity_options(self._input.llm_policy),
+                )
+                self._add_usage(model, summary.usage)
+                self._transcript = policy.compacted(head, middle, tail, summary.summary)
+        self._compactions += 1
 
     async def _run_with_approval(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
         gated = {
@@ -387,7 +456,11 @@ class AgentWorkflow:
         spec = self._tools.get(call.name)
         if spec is None:
             return policy.unknown_tool_result(call, list(self._tools))
-        request = ToolRequest(call=call, idempotency_key=f"{workflow.info().workflow_id}:{call.id}")
+        request = ToolRequest(
+            call=call,
+            idempotency_key=f"{workflow.info().workflow_id}:{call.id}",
+            large_result_chars=self._input.memory.large_result_chars,
+        )
         try:
             return await workflow.execute_activity_method(
                 ToolActivities.run_tool,
@@ -452,6 +525,40 @@ class AgentWorkflow:
             return False
         return True
 
+    # --- continue-as-new ---------------------------------------------------------------
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        limits = self._input.history
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= limits.max_events
+            or info.get_current_history_size() >= limits.max_bytes
+        )
+
+    async def _continue_as_new(self) -> NoReturn:
+        # A safe point: between cycles, nothing pending; let in-flight handlers finish so
+        # no update is lost across the boundary.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carry = CarryState(
+            transcript=self._transcript,
+            cycles=self._cycle_count,
+            usage=self._usage,
+            usage_by_model=self._usage_by_model,
+            llm_calls=self._llm_calls,
+            tool_calls=self._tool_calls,
+            todos=self._todos,
+            inbox=self._inbox,
+            started_at=self._started_at,
+            runs=self._runs + 1,
+            compactions=self._compactions,
+            prompt_tokens=self._prompt_tokens,
+            transcript_ref=self._transcript_ref,
+            sent=self._sent,
+        )
+        workflow.logger.info("continuing as new after %d cycles", self._cycle_count)
+        workflow.continue_as_new(self._input.model_copy(update={"carry": carry}))
+
     # --- state and endings -------------------------------------------------------------
 
     def _set_status(self, status: AgentStatus) -> None:
@@ -501,11 +608,13 @@ class AgentWorkflow:
         return AgentResult(
             status=self._status,
             answer=self._answer,
-            cycles=len(self._cycles),
+            cycles=self._cycle_count,
             usage=self._usage,
             files=self._files,
             transcript_length=len(self._transcript),
             error=self._error,
+            runs=self._runs,
+            compactions=self._compactions,
         )
 
 

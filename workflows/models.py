@@ -11,7 +11,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from activities.models import ApprovalMode, Message, TokenUsage, ToolStatus
-from activities.tools.control import Selection
+from activities.tools.control import Selection, TodoItem
 
 
 class AgentStatus(StrEnum):
@@ -85,6 +85,59 @@ class ApprovalPolicy(BaseModel):
     on_timeout: OnApprovalTimeout = OnApprovalTimeout.REJECT
 
 
+class MemoryPolicy(BaseModel):
+    """When and how the agent's context is compacted."""
+
+    context_window_tokens: int = Field(128_000, ge=1_000)
+    """The model's context window."""
+    compact_at: float = Field(0.75, gt=0, le=1)
+    """Compact before an LLM call whose prompt would pass this fraction of the window."""
+    offer_tool_at: float = Field(0.6, gt=0, le=1)
+    """Offer ``_compress_memory`` to the model past this fraction of the window."""
+    keep_recent_turns: int = Field(4, ge=1)
+    """Assistant turns (with their tool results) always kept verbatim."""
+    large_result_chars: int = Field(4_000, ge=500)
+    """Tool results longer than this live in workspace artifacts; history keeps a stub."""
+    summary_model: str | None = None
+    """Model for the summary stage; the agent's own model when empty."""
+
+
+class HistoryPolicy(BaseModel):
+    """When the run continues as new, so its history never nears Temporal's limits."""
+
+    max_events: int = Field(10_000, ge=100)
+    """Continue as new at the next safe point past this many events (or when Temporal
+    suggests it, whichever comes first); Temporal terminates a run at 51,200."""
+    max_bytes: int = Field(10_000_000, ge=100_000)
+    """Same, for history size in bytes (Temporal's hard limit: 50 MB)."""
+    ship_full_transcript: bool = False
+    """Send the whole transcript in every LLM activity input instead of a reference:
+    the naive design, kept to measure it against (``bench/long_run.py``)."""
+
+
+class CarryState(BaseModel):
+    """What a run hands to the next one when it continues as new."""
+
+    transcript: list[Message]
+    cycles: int
+    usage: TokenUsage
+    usage_by_model: dict[str, TokenUsage] = Field(default_factory=dict)
+    llm_calls: int = 0
+    tool_calls: int = 0
+    todos: list[TodoItem] = Field(default_factory=list)
+    inbox: list[str] = Field(default_factory=list)
+    """Steering messages not yet read by the agent."""
+    started_at: datetime
+    runs: int = 1
+    """Runs so far, this one included: ``runs - 1`` continue-as-new."""
+    compactions: int = 0
+    prompt_tokens: int = 0
+    """The provider's last reported prompt size."""
+    transcript_ref: str | None = None
+    sent: int = 0
+    """Messages of ``transcript`` already in the store under ``transcript_ref``."""
+
+
 class AgentInput(BaseModel):
     """How to start an agent."""
 
@@ -109,6 +162,12 @@ class AgentInput(BaseModel):
     """Which tool calls wait for a person's approval."""
     owner: str | None = None
     """Who started the agent; searchable (``duragent ls --owner``)."""
+    memory: MemoryPolicy = MemoryPolicy()
+    """Compaction thresholds."""
+    history: HistoryPolicy = HistoryPolicy()
+    """Continue-as-new thresholds."""
+    carry: CarryState | None = None
+    """Set by continue-as-new: the state of the previous run."""
 
 
 class CycleRecord(BaseModel):
@@ -208,6 +267,11 @@ class UsageView(BaseModel):
     cycles: int = 0
     llm_calls: int = 0
     tool_calls: int = 0
+    runs: int = 1
+    """Runs of this agent so far (continue-as-new starts a new one)."""
+    compactions: int = 0
+    context_tokens: int = 0
+    """Estimated size of the next prompt."""
 
 
 class PendingView(BaseModel):
@@ -245,3 +309,6 @@ class AgentResult(BaseModel):
     files: list[str] = Field(default_factory=list)
     transcript_length: int = 0
     error: str | None = None
+    runs: int = 1
+    """Runs over which the totals were counted (continue-as-new starts a new run)."""
+    compactions: int = 0

@@ -25,6 +25,7 @@ from activities.models import (
 )
 from activities.tools.control import (
     ASK_USER,
+    COMPRESS_MEMORY,
     TASK_FINISH,
     TODO_WRITE,
     AskUserArgs,
@@ -36,7 +37,7 @@ from activities.tools.control import (
 )
 from activities.tools.dangerous import is_dangerous_command
 from activities.tools.registry import parse_arguments
-from workflows.models import ActivityPolicy, PendingQuestion, ReplyInput
+from workflows.models import ActivityPolicy, MemoryPolicy, PendingQuestion, ReplyInput
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are duragent, an agent that completes the user's task by calling tools. "
@@ -82,6 +83,8 @@ class ControlOutcome:
     question: PendingQuestion | None = None
     todos: list[TodoItem] | None = None
     """The new todo list when ``_todo_write`` was called validly."""
+    compress: bool = False
+    """The model asked for ``_compress_memory``."""
 
 
 def system_prompt(custom: str | None, started_at: datetime, tool_names: list[str]) -> str:
@@ -124,7 +127,13 @@ def interpret_control_calls(calls: list[ToolCall], todos: list[TodoItem]) -> Con
             skipped, ToolStatus.ERROR, "not asked: the task was finished", "ignored"
         )
         question = None
-    return ControlOutcome(results=results, finish=finish, question=question, todos=new_todos)
+    compress = False
+    for call in (c for c in calls if c.name == COMPRESS_MEMORY):
+        compress = True
+        results[call.id] = _result(call, ToolStatus.SUCCESS, "memory compressed")
+    return ControlOutcome(
+        results=results, finish=finish, question=question, todos=new_todos, compress=compress
+    )
 
 
 def _finish(
@@ -215,7 +224,99 @@ def tool_message(result: ToolResult) -> Message:
     content = result.content
     if result.status is ToolStatus.ERROR:
         content = f"ERROR ({result.error_code or 'tool_error'}): {content}"
-    return Message(role=Role.TOOL, content=content, tool_call_id=result.call_id, name=result.name)
+    return Message(
+        role=Role.TOOL,
+        content=content,
+        tool_call_id=result.call_id,
+        name=result.name,
+        artifact=result.artifact,
+        artifact_chars=result.artifact_chars,
+    )
+
+
+# --- memory -----------------------------------------------------------------------------
+
+CHARS_PER_TOKEN = 4  # a rough, provider-neutral estimate; the provider's count wins
+SUMMARY_HEADER = "[Memory compacted: earlier conversation summarised]"
+
+
+def estimate_tokens(transcript: list[Message], system: str = "") -> int:
+    """Tokens of a prompt, estimated from its characters."""
+    chars = len(system) + sum(m.prompt_chars for m in transcript)
+    return chars // CHARS_PER_TOKEN + 1
+
+
+def context_tokens(reported: int, transcript: list[Message], sent: int) -> int:
+    """The next prompt's size in tokens.
+
+    The provider's last count plus an estimate of what was added since
+    (``transcript[sent:]``); the estimate alone when there is no count.
+    """
+    if reported <= 0:
+        return estimate_tokens(transcript)
+    return reported + sum(m.prompt_chars for m in transcript[sent:]) // CHARS_PER_TOKEN
+
+
+def should_compact(tokens: int, memory: MemoryPolicy) -> bool:
+    """True when the next prompt would pass the compaction threshold."""
+    return tokens >= memory.compact_at * memory.context_window_tokens
+
+
+def offered_tools(names: list[str], tokens: int, memory: MemoryPolicy) -> list[str]:
+    """The tools offered this cycle.
+
+    ``_compress_memory`` only when the context is close to the threshold, so the model
+    is not tempted to compact early.
+    """
+    near = tokens >= memory.offer_tool_at * memory.context_window_tokens
+    return [n for n in names if n != COMPRESS_MEMORY or near]
+
+
+def recent_start(transcript: list[Message], keep_turns: int) -> int:
+    """Index where the last ``keep_turns`` assistant turns begin.
+
+    A turn boundary, so a tool result never loses the call it answers.
+    """
+    starts = [i for i, m in enumerate(transcript) if m.role is Role.ASSISTANT]
+    return starts[-keep_turns] if len(starts) >= keep_turns else 1
+
+
+def stub_old_results(transcript: list[Message], keep_turns: int) -> tuple[list[Message], int]:
+    """Stage 1: old tool results kept in artifacts leave the prompt; only stubs remain."""
+    cut = recent_start(transcript, keep_turns)
+    out, stubbed = [], 0
+    for i, m in enumerate(transcript):
+        if i < cut and m.artifact and not m.stubbed:
+            m = m.model_copy(update={"stubbed": True})
+            stubbed += 1
+        out.append(m)
+    return out, stubbed
+
+
+def summary_split(
+    transcript: list[Message], keep_turns: int
+) -> tuple[list[Message], list[Message], list[Message]]:
+    """Stage 2's cut: the first message (the task), the middle to summarise, the tail."""
+    cut = max(1, recent_start(transcript, keep_turns))
+    return transcript[:1], transcript[1:cut], transcript[cut:]
+
+
+def compacted(
+    head: list[Message], middle: list[Message], tail: list[Message], summary: str
+) -> list[Message]:
+    """The transcript after stage 2.
+
+    What the user wrote stays verbatim; the rest of the middle becomes one summary.
+    """
+    said = [
+        m
+        for m in middle
+        if m.role is Role.USER
+        and m.content != CONTINUE_HINT
+        and not (m.content or "").startswith(SUMMARY_HEADER)
+    ]
+    note = Message(role=Role.USER, content=f"{SUMMARY_HEADER}\n\n{summary}")
+    return [*head, *said, note, *tail]
 
 
 def retry_policy(policy: ActivityPolicy) -> RetryPolicy:

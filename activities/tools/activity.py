@@ -18,6 +18,7 @@ from activities.models import (
     ValidateArgumentsRequest,
     ValidateArgumentsResult,
 )
+from activities.tools.artifacts import offload
 from activities.tools.background import BackgroundCommands
 from activities.tools.registry import ToolContext, ToolOutput, ToolRegistry, parse_arguments
 from activities.tools.skills import Skills
@@ -84,9 +85,15 @@ class ToolActivities:
                 content=str(err),
                 error_code=err.code,
             )
-        return ToolResult(
+        result = ToolResult(
             call_id=call.id, name=call.name, status=output.status, content=output.content
         )
+        if len(output.content) > request.large_result_chars:
+            path, stub = offload(self._workspace, output.content)
+            result = result.model_copy(
+                update={"content": stub, "artifact": path, "artifact_chars": len(output.content)}
+            )
+        return result
 
     @activity.defn(name="duragent.validate_tool_arguments")
     async def validate_arguments(

@@ -16,6 +16,7 @@ from activities.tools.registry import Tool, control_tool
 TASK_FINISH = "_task_finish"
 ASK_USER = "_ask_user"
 TODO_WRITE = "_todo_write"
+COMPRESS_MEMORY = "_compress_memory"
 
 
 class TaskFinishArgs(BaseModel):
@@ -82,6 +83,12 @@ class TodoWriteArgs(BaseModel):
         return self
 
 
+class CompressMemoryArgs(BaseModel):
+    """Arguments of ``_compress_memory``."""
+
+    reason: str | None = Field(None, description="Why now (optional).")
+
+
 def open_todos(todos: Iterable[TodoItem]) -> list[TodoItem]:
     """The items not completed yet (``_task_finish`` is refused while there are any)."""
     return [t for t in todos if t.status is not TodoStatus.COMPLETED]
@@ -107,5 +114,12 @@ def control_tools() -> list[Tool[BaseModel]]:
             "Write your todo list for a task of several steps: send the whole list each "
             "time, with at most one item in_progress. Mark items completed as you finish "
             "them; the task cannot be finished while items are open.",
+        ),
+        control_tool(
+            COMPRESS_MEMORY,
+            CompressMemoryArgs,
+            "Compress your memory when the context is nearly full: older conversation is "
+            "summarised and large old tool results are moved to workspace files you can "
+            "read back. Offered only when it is needed.",
         ),
     ]

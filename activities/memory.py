@@ -1,0 +1,71 @@
+"""Memory compaction's LLM stage: a structured summary of the older conversation.
+
+The deterministic stage (stubbing old large tool results) happens in the workflow; this
+activity runs only when that was not enough. The workflow keeps the first messages, the
+most recent turns and every message the user wrote, verbatim; the model summarises the
+rest under fixed headings, so nothing the agent decided or learned is silently lost.
+"""
+
+from __future__ import annotations
+
+import openai
+from openai import AsyncOpenAI
+from temporalio import activity
+
+from activities.errors import llm_error_to_application_error
+from activities.heartbeat import heartbeating
+from activities.models import Message, Role, SummarizeRequest, SummarizeResult, TokenUsage
+
+SUMMARY_SYSTEM = (
+    "You compact the memory of an autonomous agent. Summarise the conversation below so "
+    "that the agent can continue its task without it. Write these sections, each as "
+    "short bullet points, keeping names, paths, numbers and exact error messages:\n"
+    "## Decisions\n## Constraints and preferences\n## Files touched\n"
+    "## Errors and fixes\n## Current state\n## Next steps\n"
+    "Do not invent anything that is not in the conversation."
+)
+# A rendered message longer than this is cut in the summary's input: the summary is
+# about what happened, and the full text stays in the workspace artifacts.
+MAX_MESSAGE_CHARS = 4_000
+
+
+class MemoryActivities:
+    """Compaction with an injected OpenAI-compatible client (``max_retries=0``)."""
+
+    def __init__(self, client: AsyncOpenAI) -> None:
+        self._client = client
+
+    @activity.defn(name="duragent.summarize")
+    async def summarize(self, request: SummarizeRequest) -> SummarizeResult:
+        """Ask the model for a structured summary of the messages."""
+        conversation = "\n\n".join(render(m) for m in request.messages)
+        try:
+            async with heartbeating():
+                response = await self._client.chat.completions.create(
+                    model=request.model,
+                    messages=[
+                        {"role": "system", "content": SUMMARY_SYSTEM},
+                        {"role": "user", "content": conversation},
+                    ],
+                )
+        except openai.OpenAIError as err:
+            raise llm_error_to_application_error(err) from err
+        usage = response.usage
+        text = response.choices[0].message.content if response.choices else None
+        return SummarizeResult(
+            summary=(text or "").strip() or "(the model returned an empty summary)",
+            usage=TokenUsage(
+                input_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else 0,
+            ),
+        )
+
+
+def render(message: Message) -> str:
+    """One message as plain text for the summariser."""
+    who = f"tool {message.name}" if message.role is Role.TOOL else message.role.value
+    body = message.content or ""
+    if len(body) > MAX_MESSAGE_CHARS:
+        body = body[:MAX_MESSAGE_CHARS] + f"… [{len(body) - MAX_MESSAGE_CHARS} more characters]"
+    calls = "".join(f"\n  calls {c.name}({c.arguments})" for c in message.tool_calls)
+    return f"[{who}] {body}{calls}"
