@@ -87,6 +87,7 @@ class Harness:
             workspace=self.workspace,
             model="scripted",
             llm=llm or LLMSettings(base_url=self.llm.base_url, api_key="test-key"),
+            store_dir=self.workspace.parent / "store",
         )
 
     def script(self, steps: list[dict[str, Any]], **extra: Any) -> str:

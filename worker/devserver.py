@@ -31,6 +31,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -68,6 +69,9 @@ _DEFAULT_STOP_TIMEOUT = 10.0
 # TCP connection but has not finished booting its services.
 _PROBE_TIMEOUT = 5.0
 _PROBE_INTERVAL = 0.1
+
+
+_PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 
 
 class DevServerError(RuntimeError):
@@ -634,6 +638,7 @@ class DevServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def _terminate(self, timeout: float) -> None:
@@ -687,6 +692,18 @@ class DevServer:
         tb: TracebackType | None,
     ) -> None:
         await self.astop()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM the server when we die.
+
+    A test run or demo killed with SIGKILL never reaches ``stop()``; without this its
+    server would live on as an orphan holding ports and files.
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

@@ -52,7 +52,11 @@ def build_worker(
 ) -> Worker:
     """A worker for the agent workflow and its activities, with the duragent plugin."""
     activities = worker_activities(
-        client=llm_client, workspace=settings.workspace, tools=tools, background=background
+        client=llm_client,
+        workspace=settings.workspace,
+        tools=tools,
+        background=background,
+        store=settings.store_dir,
     )
     # A client made by ``worker.client.connect`` carries the plugin already, and the
     # worker inherits it; a plugin given twice would register the workflow twice.

@@ -15,6 +15,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.plugin import SimplePlugin
 
 from activities.llm import LLMActivities
+from activities.memory import MemoryActivities
+from activities.store import LocalDirectoryStore, TranscriptStore
 from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
 from activities.tools.activity import ToolActivities
 from activities.tools.background import BackgroundCommands
@@ -57,6 +59,7 @@ def worker_activities(
     workspace: Path,
     tools: Sequence[Tool[Any]] | None = None,
     background: BackgroundCommands | None = None,
+    store: Path | None = None,
 ) -> list[Callable[..., Any]]:
     """Build the activity objects once and return their activity methods.
 
@@ -66,14 +69,19 @@ def worker_activities(
         tools: Tools to offer; the built-in set when ``None``.
         background: Where ``_bash(background=true)`` keeps its commands; without it
             background mode answers ``unsupported``.
+        store: Directory of the transcript store, shared by the workers of a machine;
+            without it every LLM call carries its whole transcript.
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
     workspace.mkdir(parents=True, exist_ok=True)
     local = LocalWorkspace(workspace)
-    llm = LLMActivities(client, registry)
+    transcripts = TranscriptStore(LocalDirectoryStore(store)) if store is not None else None
+    llm = LLMActivities(client, registry, transcripts=transcripts, workspace=local)
+    memory = MemoryActivities(client)
     tool_activities = ToolActivities(registry, local, background=background, skills=Skills(local))
     return [
         llm.chat,
+        memory.summarize,
         tool_activities.describe_tools,
         tool_activities.run_tool,
         tool_activities.validate_arguments,

@@ -50,6 +50,9 @@ class Settings:
     llm: LLMSettings = LLMSettings()
     owner: str | None = None
     """``DURAGENT_OWNER`` (else ``USER``): recorded on the agents this process starts."""
+    store_dir: Path | None = None
+    """``DURAGENT_STORE_DIR``: the transcript store, shared by the workers of a machine
+    (default ``~/.cache/duragent/store``)."""
     max_cached_workflows: int = 1000
     """``DURAGENT_MAX_CACHED_WORKFLOWS``: agents kept in worker memory between tasks; a
     waiting agent beyond it is evicted and resumed later by replay."""
@@ -70,6 +73,7 @@ class Settings:
             ),
             owner=env.get("DURAGENT_OWNER") or env.get("USER") or None,
             max_cached_workflows=_int(env, "DURAGENT_MAX_CACHED_WORKFLOWS", 1000, minimum=0),
+            store_dir=Path(env.get("DURAGENT_STORE_DIR") or _cache_dir(env) / "store"),
         )
 
 
@@ -84,3 +88,10 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _cache_dir(env: Mapping[str, str]) -> Path:
+    if env.get("DURAGENT_CACHE_DIR"):
+        return Path(env["DURAGENT_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "duragent"

@@ -15,12 +15,12 @@ from datetime import timedelta
 from typing import NoReturn, TypedDict
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import LLMErrorType
+    from activities.errors import LLMErrorType, ToolError
     from activities.llm import LLMActivities
     from activities.memory import MemoryActivities
     from activities.models import (
@@ -42,7 +42,14 @@ with workflow.unsafe.imports_passed_through():
         ValidateArgumentsRequest,
     )
     from activities.tools.activity import ToolActivities
-    from activities.tools.control import TodoItem
+    from activities.tools.control import (
+        CREATE_SUB_TASK,
+        SUB_TASK_TOOLS,
+        BatchSubTasksArgs,
+        CreateSubTaskArgs,
+        TodoItem,
+    )
+    from activities.tools.registry import parse_arguments
     from workflows import policy
     from workflows import search_attributes as search
     from workflows.models import (
@@ -61,6 +68,8 @@ with workflow.unsafe.imports_passed_through():
         PendingView,
         ReplyInput,
         SteerInput,
+        SubAgentQuestion,
+        SubTaskReport,
         TranscriptPage,
         TranscriptQuery,
         UsageView,
@@ -111,6 +120,8 @@ class AgentWorkflow:
         self._reply: str | None = None
         self._approvals: dict[str, PendingApproval] = {}
         self._decisions: dict[str, ApprovalDecision] = {}
+        self._sub_questions: dict[str, PendingQuestion] = {}
+        self._sub_task_slots = asyncio.Semaphore(input.max_concurrent_sub_tasks)
         self._inbox = list(carry.inbox)
         self._todos = list(carry.todos)
         self._doing: str | None = None
@@ -132,6 +143,9 @@ class AgentWorkflow:
             while self._status is AgentStatus.RUNNING:
                 if policy.cycles_exhausted(self._cycle_count, input.max_cycles):
                     self._set_status(AgentStatus.MAX_CYCLES)
+                    break
+                if policy.budget_exhausted(self._usage.total_tokens, input.max_tokens):
+                    self._set_status(AgentStatus.BUDGET_EXCEEDED)
                     break
                 if self._history_full():
                     await self._continue_as_new()
@@ -195,25 +209,64 @@ class AgentWorkflow:
     def pending(self) -> PendingView:
         """The pending question and the tool calls waiting for approval."""
         undecided = [a for a in self._approvals.values() if a.call_id not in self._decisions]
-        return PendingView(question=self._question, approvals=undecided)
+        return PendingView(
+            question=self._question,
+            approvals=undecided,
+            sub_agent_questions=list(self._sub_questions.values()),
+        )
 
     # --- updates and signals ---------------------------------------------------------
 
     @workflow.update(name="reply")
     async def reply(self, reply: ReplyInput) -> str:
-        """Answer the pending ``_ask_user`` question; returns the question id."""
-        question = self._question
+        """Answer a pending ``_ask_user`` question; returns the question id.
+
+        The question is this agent's, or a sub-agent's when ``question_id`` names it (or
+        when it is the only one pending): the reply is then forwarded to that sub-agent.
+        """
+        question = self._reply_target(reply)
         assert question is not None  # guaranteed by the validator
-        self._reply = policy.reply_text(question, reply)
+        text = policy.reply_text(question, reply)
+        if question.agent_id is None:
+            self._reply = text
+        else:
+            await self._forward_reply(question, reply)
         return question.id
 
     @reply.validator
     def _validate_reply(self, reply: ReplyInput) -> None:
         # Rejected here, a bad reply never reaches history.
         try:
-            policy.reply_text(None if self._reply is not None else self._question, reply)
+            policy.reply_text(self._reply_target(reply), reply)
         except policy.InvalidReply as err:
             raise ApplicationError(str(err), type="InvalidReply") from None
+
+    def _reply_target(self, reply: ReplyInput) -> PendingQuestion | None:
+        own = self._question if self._reply is None else None
+        if reply.question_id is not None and reply.question_id in self._sub_questions:
+            return self._sub_questions[reply.question_id]
+        if own is None and reply.question_id is None and len(self._sub_questions) == 1:
+            return next(iter(self._sub_questions.values()))
+        return own
+
+    async def _forward_reply(self, question: PendingQuestion, reply: ReplyInput) -> None:
+        del self._sub_questions[question.id]
+        assert question.agent_id is not None
+        child = workflow.get_external_workflow_handle(question.agent_id)
+        original = question.id.removeprefix(f"{question.agent_id}:")
+        await child.signal("reply_signal", ReplyInput(answer=reply.answer, question_id=original))
+
+    @workflow.signal(name="sub_agent_question")
+    def sub_agent_question(self, asked: SubAgentQuestion) -> None:
+        """A sub-agent asks (or withdraws) a question; it waits here for a reply."""
+        prefix = f"{asked.agent_id}:"
+        for key in [k for k in self._sub_questions if k.startswith(prefix)]:
+            del self._sub_questions[key]
+        if asked.question is not None:
+            routed = asked.question.model_copy(
+                update={"id": prefix + asked.question.id, "agent_id": asked.agent_id}
+            )
+            self._sub_questions[routed.id] = routed
 
     @workflow.signal(name="reply_signal")
     def reply_signal(self, reply: ReplyInput) -> None:
@@ -291,7 +344,11 @@ class AgentWorkflow:
         )
         if control.todos is not None:
             self._todos = control.todos
-        results = await self._run_with_approval([c for c in calls if not self._is_control(c)])
+        results, delegated = await asyncio.gather(
+            self._run_with_approval([c for c in calls if not self._is_control(c)]),
+            self._run_sub_tasks([c for c in calls if c.name in SUB_TASK_TOOLS]),
+        )
+        results.update(delegated)
         results.update(control.results)
         await self._apply(policy.decide(calls, control), calls, results)
         if control.compress:
@@ -319,11 +376,17 @@ class AgentWorkflow:
         raise AssertionError("unreachable")
 
     async def _llm_activity(self, cycle: int) -> LLMResult:
-        names = policy.offered_tools(list(self._tools), self._context_tokens(), self._input.memory)
+        has_sub_agents = bool(self._input.sub_agents) and self._input.parent is None
+        names = policy.offered_tools(
+            list(self._tools), self._context_tokens(), self._input.memory, sub_agents=has_sub_agents
+        )
+        sections = [policy.SUB_AGENT_ROLE] if self._input.parent else []
+        if has_sub_agents:
+            sections += policy.sub_agents_section(self._input.sub_agents)
         naive = self._input.history.ship_full_transcript or self._transcript_ref is None
         request = LLMRequest(
             model=self._input.model,
-            system=policy.system_prompt(self._input.system_prompt, self._started_at, []),
+            system=policy.system_prompt(self._input.system_prompt, self._started_at, sections),
             messages=self._transcript if naive else self._transcript[self._sent :],
             base_ref=None if naive else self._transcript_ref,
             tool_names=names,
@@ -478,6 +541,99 @@ class AgentWorkflow:
                 error_code="tool_failed",
             )
 
+    # --- sub-agents ------------------------------------------------------------------
+
+    async def _run_sub_tasks(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
+        outcomes = await asyncio.gather(*(self._sub_task_call(c) for c in calls))
+        return {r.call_id: r for r in outcomes}
+
+    async def _sub_task_call(self, call: ToolCall) -> ToolResult:
+        try:
+            if call.name == CREATE_SUB_TASK:
+                one = parse_arguments(call.name, CreateSubTaskArgs, call.arguments)
+                agent, tasks, needs = one.agent, [one.task], one.output_requirements
+            else:
+                many = parse_arguments(call.name, BatchSubTasksArgs, call.arguments)
+                agent, tasks, needs = many.agent, many.tasks, many.output_requirements
+            if agent not in self._input.sub_agents:
+                known = ", ".join(self._input.sub_agents) or "none"
+                raise ToolError(
+                    f"no sub-agent named {agent!r}; available: {known}", code="unknown_agent"
+                )
+        except ToolError as err:
+            return ToolResult(
+                call_id=call.id,
+                name=call.name,
+                status=ToolStatus.ERROR,
+                content=str(err),
+                error_code=err.code,
+            )
+        self._doing = f"{len(tasks)} sub-task(s) with {agent}"
+        reports = await asyncio.gather(
+            *(self._sub_task(call, i, agent, task, needs) for i, task in enumerate(tasks))
+        )
+        failed = sum(1 for r in reports if r.status is not AgentStatus.COMPLETED)
+        content = (
+            reports[0].answer_or_error()
+            if call.name == CREATE_SUB_TASK
+            else policy.batch_report(reports)
+        )
+        status = ToolStatus.ERROR if call.name == CREATE_SUB_TASK and failed else ToolStatus.SUCCESS
+        return ToolResult(
+            call_id=call.id,
+            name=call.name,
+            status=status,
+            content=content,
+            error_code="sub_task_failed" if status is ToolStatus.ERROR else None,
+        )
+
+    async def _sub_task(
+        self, call: ToolCall, index: int, agent: str, task: str, needs: str | None
+    ) -> SubTaskReport:
+        parent_id = workflow.info().workflow_id
+        input = policy.sub_task_input(self._input, parent_id, agent, task, needs)
+        async with self._sub_task_slots:
+            try:
+                result = await workflow.execute_child_workflow(
+                    AgentWorkflow.run,
+                    input,
+                    id=f"{parent_id}-{call.id}-{index}",
+                    static_summary=f"{agent}: {task[:150]}",
+                    search_attributes=self._child_search_attributes(input),
+                )
+            except ChildWorkflowError as err:
+                return SubTaskReport(
+                    task=task, status=AgentStatus.FAILED, error=str(err.cause or err)
+                )
+        self._add_usage(input.model, result.usage)
+        return SubTaskReport(
+            task=task, status=result.status, answer=result.answer, error=result.error
+        )
+
+    def _child_search_attributes(self, input: AgentInput) -> TypedSearchAttributes | None:
+        if not self._searchable:
+            return None
+        pairs = [
+            SearchAttributePair(search.STATUS, AgentStatus.RUNNING.value),
+            SearchAttributePair(search.MODEL, input.model),
+        ]
+        if input.owner:
+            pairs.append(SearchAttributePair(search.OWNER, input.owner))
+        return TypedSearchAttributes(pairs)
+
+    async def _tell_parent(self, question: PendingQuestion | None) -> None:
+        """A sub-agent cannot ask the user directly: its question waits on the parent."""
+        parent = self._input.parent
+        if parent is None:
+            return
+        asked = SubAgentQuestion(agent_id=workflow.info().workflow_id, question=question)
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                "sub_agent_question", asked
+            )
+        except ApplicationError as err:  # the parent is gone: nobody can answer but a deadline
+            workflow.logger.warning("could not reach parent %s: %s", parent.workflow_id, err)
+
     async def _apply(
         self, directive: policy.Directive, calls: list[ToolCall], results: dict[str, ToolResult]
     ) -> None:
@@ -496,11 +652,13 @@ class AgentWorkflow:
         self._question = question.model_copy(update={"asked_at": workflow.now()})
         self._reply = None
         self._set_status(AgentStatus.WAITING_USER)
+        await self._tell_parent(self._question)
         answered = await self._wait(
             lambda: self._reply is not None, self._input.ask.deadline_seconds
         )
         answer = self._reply if answered and self._reply is not None else self._no_answer(question)
         self._question, self._reply = None, None
+        await self._tell_parent(None)
         self._set_status(AgentStatus.RUNNING)
         return ToolResult(
             call_id=question.id, name="_ask_user", status=ToolStatus.SUCCESS, content=answer
@@ -574,6 +732,9 @@ class AgentWorkflow:
         if self._status is AgentStatus.WAITING_APPROVAL:
             waiting = [a.tool for a in self._approvals.values() if a.call_id not in self._decisions]
             return f"approval of {len(waiting)} tool call(s): {', '.join(waiting)}"
+        if self._sub_questions:
+            asked = next(iter(self._sub_questions.values()))
+            return f"a reply to sub-agent question {asked.id}: {asked.question}"
         return self._doing if self._status is AgentStatus.RUNNING else None
 
     def _approval_mode(self, tool: str) -> ApprovalMode:

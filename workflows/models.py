@@ -138,6 +138,27 @@ class CarryState(BaseModel):
     """Messages of ``transcript`` already in the store under ``transcript_ref``."""
 
 
+class SubAgentSpec(BaseModel):
+    """A named sub-agent the agent may hand tasks to (a child workflow each)."""
+
+    description: str = ""
+    """What it is good at; shown to the parent model."""
+    model: str | None = None
+    """Its model; the parent's when empty."""
+    system_prompt: str | None = None
+    tools: list[str] | None = None
+    """Tools it may use; every worker tool when ``None`` (sub-agent tools excepted)."""
+    max_cycles: int = Field(20, ge=1)
+
+
+class ParentLink(BaseModel):
+    """Set on a sub-agent: who started it."""
+
+    workflow_id: str
+    agent: str
+    """The sub-agent's name in the parent's configuration."""
+
+
 class AgentInput(BaseModel):
     """How to start an agent."""
 
@@ -168,6 +189,15 @@ class AgentInput(BaseModel):
     """Continue-as-new thresholds."""
     carry: CarryState | None = None
     """Set by continue-as-new: the state of the previous run."""
+    sub_agents: dict[str, SubAgentSpec] = Field(default_factory=dict)
+    """Named sub-agents the model may hand tasks to."""
+    max_concurrent_sub_tasks: int = Field(4, ge=1)
+    """Sub-agents running at once; the others of a batch wait for a slot."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Token budget (input + output, sub-agents included); past it the run ends with
+    status ``budget_exceeded``."""
+    parent: ParentLink | None = None
+    """Set when this agent is a sub-agent."""
 
 
 class CycleRecord(BaseModel):
@@ -191,6 +221,8 @@ class PendingQuestion(BaseModel):
     allow_custom: bool = False
     """Whether an answer outside ``options`` is accepted."""
     asked_at: datetime | None = None
+    agent_id: str | None = None
+    """Set when a sub-agent asks: the reply is routed to it."""
 
 
 class ReplyInput(BaseModel):
@@ -279,6 +311,31 @@ class PendingView(BaseModel):
 
     question: PendingQuestion | None = None
     approvals: list[PendingApproval] = Field(default_factory=list)
+    sub_agent_questions: list[PendingQuestion] = Field(default_factory=list)
+    """Questions of running sub-agents; answer them with ``reply`` and their id."""
+
+
+class SubTaskReport(BaseModel):
+    """How one sub-task ended, as the parent model reads it."""
+
+    task: str
+    status: AgentStatus
+    answer: str | None = None
+    error: str | None = None
+
+    def answer_or_error(self) -> str:
+        """The answer of a completed sub-task, else why there is none."""
+        if self.status is AgentStatus.COMPLETED:
+            return self.answer or ""
+        return f"sub-task ended {self.status.value}: {self.error or 'no answer'}"
+
+
+class SubAgentQuestion(BaseModel):
+    """Argument of the ``sub_agent_question`` signal a sub-agent sends its parent."""
+
+    agent_id: str
+    question: PendingQuestion | None
+    """``None`` withdraws the sub-agent's question (answered, or its deadline passed)."""
 
 
 class AgentView(BaseModel):

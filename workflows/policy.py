@@ -26,6 +26,7 @@ from activities.models import (
 from activities.tools.control import (
     ASK_USER,
     COMPRESS_MEMORY,
+    SUB_TASK_TOOLS,
     TASK_FINISH,
     TODO_WRITE,
     AskUserArgs,
@@ -37,7 +38,17 @@ from activities.tools.control import (
 )
 from activities.tools.dangerous import is_dangerous_command
 from activities.tools.registry import parse_arguments
-from workflows.models import ActivityPolicy, MemoryPolicy, PendingQuestion, ReplyInput
+from workflows.models import (
+    ActivityPolicy,
+    AgentInput,
+    AgentStatus,
+    MemoryPolicy,
+    ParentLink,
+    PendingQuestion,
+    ReplyInput,
+    SubAgentSpec,
+    SubTaskReport,
+)
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are duragent, an agent that completes the user's task by calling tools. "
@@ -87,8 +98,8 @@ class ControlOutcome:
     """The model asked for ``_compress_memory``."""
 
 
-def system_prompt(custom: str | None, started_at: datetime, tool_names: list[str]) -> str:
-    """Layer the system prompt: agent definition, environment, tools.
+def system_prompt(custom: str | None, started_at: datetime, sections: list[str]) -> str:
+    """Layer the system prompt: agent definition, environment, then extra sections.
 
     The time is the run's start, not the cycle's, so the prompt prefix stays stable
     across cycles and the provider's prompt cache keeps working.
@@ -96,10 +107,70 @@ def system_prompt(custom: str | None, started_at: datetime, tool_names: list[str
     parts = [
         custom or DEFAULT_SYSTEM_PROMPT,
         f"Environment: the run started at {started_at.isoformat(timespec='seconds')}.",
+        *sections,
     ]
-    if tool_names:
-        parts.append("Tools available: " + ", ".join(tool_names) + ".")
     return "\n\n".join(parts)
+
+
+SUB_AGENT_ROLE = (
+    "You are a sub-agent: another agent handed you this task. Your final answer, given "
+    "with _task_finish, goes back to it. Questions you ask with _ask_user reach the user "
+    "through it; ask only when you cannot go on."
+)
+
+
+def sub_agents_section(sub_agents: dict[str, SubAgentSpec]) -> list[str]:
+    """The system prompt lines that introduce the sub-agents the model may use."""
+    if not sub_agents:
+        return []
+    lines = [
+        f"- {name}: {spec.description or 'no description'}" for name, spec in sub_agents.items()
+    ]
+    return [
+        "Sub-agents you can hand self-contained tasks to (_create_sub_task, or "
+        "_batch_sub_tasks for several at once):\n" + "\n".join(lines)
+    ]
+
+
+def sub_task_input(
+    parent: AgentInput, parent_id: str, agent: str, task: str, requirements: str | None
+) -> AgentInput:
+    """The input of a sub-agent's child workflow: its spec, the parent's policies."""
+    spec = parent.sub_agents[agent]
+    text = task if not requirements else f"{task}\n\nOutput requirements: {requirements}"
+    return AgentInput(
+        task=text,
+        model=spec.model or parent.model,
+        system_prompt=spec.system_prompt,
+        tools=spec.tools,
+        max_cycles=spec.max_cycles,
+        llm_policy=parent.llm_policy,
+        stream=parent.stream,
+        ask=parent.ask,
+        approval=parent.approval,
+        owner=parent.owner,
+        memory=parent.memory,
+        history=parent.history,
+        parent=ParentLink(workflow_id=parent_id, agent=agent),
+    )
+
+
+def batch_report(reports: list[SubTaskReport]) -> str:
+    """Every sub-task's outcome as JSON: a failed one is reported, the others still count."""
+    return json.dumps(
+        [
+            {"task": r.task, "status": r.status.value, "answer": r.answer}
+            if r.status is AgentStatus.COMPLETED
+            else {"task": r.task, "status": r.status.value, "error": r.answer_or_error()}
+            for r in reports
+        ],
+        indent=1,
+    )
+
+
+def budget_exhausted(usage_total: int, budget: int | None) -> bool:
+    """True once the tokens used (sub-agents included) reach the budget."""
+    return budget is not None and usage_total >= budget
 
 
 def interpret_control_calls(calls: list[ToolCall], todos: list[TodoItem]) -> ControlOutcome:
@@ -262,14 +333,21 @@ def should_compact(tokens: int, memory: MemoryPolicy) -> bool:
     return tokens >= memory.compact_at * memory.context_window_tokens
 
 
-def offered_tools(names: list[str], tokens: int, memory: MemoryPolicy) -> list[str]:
+def offered_tools(
+    names: list[str], tokens: int, memory: MemoryPolicy, *, sub_agents: bool
+) -> list[str]:
     """The tools offered this cycle.
 
     ``_compress_memory`` only when the context is close to the threshold, so the model
-    is not tempted to compact early.
+    is not tempted to compact early; the sub-task tools only to an agent that has
+    sub-agents (sub-agents get none: one level of delegation keeps costs in sight).
     """
     near = tokens >= memory.offer_tool_at * memory.context_window_tokens
-    return [n for n in names if n != COMPRESS_MEMORY or near]
+    return [
+        n
+        for n in names
+        if (n != COMPRESS_MEMORY or near) and (n not in SUB_TASK_TOOLS or sub_agents)
+    ]
 
 
 def recent_start(transcript: list[Message], keep_turns: int) -> int:

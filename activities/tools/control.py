@@ -17,6 +17,9 @@ TASK_FINISH = "_task_finish"
 ASK_USER = "_ask_user"
 TODO_WRITE = "_todo_write"
 COMPRESS_MEMORY = "_compress_memory"
+CREATE_SUB_TASK = "_create_sub_task"
+BATCH_SUB_TASKS = "_batch_sub_tasks"
+SUB_TASK_TOOLS = frozenset({CREATE_SUB_TASK, BATCH_SUB_TASKS})
 
 
 class TaskFinishArgs(BaseModel):
@@ -89,6 +92,28 @@ class CompressMemoryArgs(BaseModel):
     reason: str | None = Field(None, description="Why now (optional).")
 
 
+class CreateSubTaskArgs(BaseModel):
+    """Arguments of ``_create_sub_task``."""
+
+    agent: str = Field(description="Name of the sub-agent to run (see the system prompt).")
+    task: str = Field(min_length=1, description="What the sub-agent should do.")
+    output_requirements: str | None = Field(
+        None, description="What its answer must contain, and in which form."
+    )
+
+
+class BatchSubTasksArgs(BaseModel):
+    """Arguments of ``_batch_sub_tasks``."""
+
+    agent: str = Field(description="Name of the sub-agent that runs every task.")
+    tasks: list[str] = Field(
+        min_length=1, max_length=50, description="Independent tasks, run concurrently."
+    )
+    output_requirements: str | None = Field(
+        None, description="What each answer must contain, and in which form."
+    )
+
+
 def open_todos(todos: Iterable[TodoItem]) -> list[TodoItem]:
     """The items not completed yet (``_task_finish`` is refused while there are any)."""
     return [t for t in todos if t.status is not TodoStatus.COMPLETED]
@@ -121,5 +146,17 @@ def control_tools() -> list[Tool[BaseModel]]:
             "Compress your memory when the context is nearly full: older conversation is "
             "summarised and large old tool results are moved to workspace files you can "
             "read back. Offered only when it is needed.",
+        ),
+        control_tool(
+            CREATE_SUB_TASK,
+            CreateSubTaskArgs,
+            "Hand a self-contained task to a named sub-agent and get its answer back. It "
+            "works on its own, with its own tools and context.",
+        ),
+        control_tool(
+            BATCH_SUB_TASKS,
+            BatchSubTasksArgs,
+            "Run several independent tasks with the same sub-agent concurrently; returns "
+            "every task's answer or error.",
         ),
     ]

@@ -1,0 +1,134 @@
+"""Replay-safe telemetry that workflow code calls: a span per cycle and per compaction.
+
+Import it through ``workflow.unsafe.imports_passed_through()``: it must share the
+process's OpenTelemetry state with the worker, not get a sandboxed copy.
+
+Spans come from the process's tracer provider when that is the Temporal SDK's
+``ReplaySafeTracerProvider`` (``worker.telemetry`` installs one when tracing is on).
+With it, span ids come from the workflow's deterministic random, a span opened while
+history is replayed starts at the workflow's time, and a span that ends during replay
+is dropped. So after a worker restart the cycle that was open is opened again with
+the same span id and exported once, by the worker that finishes it; cycles that had
+already ended are not exported a second time. Without such a provider every helper is
+a no-op, so the replayer and untraced workers need nothing.
+
+Counters go through ``workflow.metric_meter()``, which records nothing during replay.
+The run-level counters (started, finished, continue-as-new) need no call from the
+workflow: the worker's interceptor records them (see ``worker.telemetry``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import Token
+
+import opentelemetry.context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+from temporalio import workflow
+from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
+from temporalio.exceptions import ActivityError
+
+TRACER_NAME = "duragent.workflow"
+
+CYCLES_METRIC = "duragent_cycles"
+COMPACTIONS_METRIC = "duragent_compactions"
+
+
+@contextmanager
+def cycle_span(cycle: int) -> Iterator[Span]:
+    """Open the span ``cycle N`` for one cycle and count the cycle.
+
+    The LLM call, the tool calls and any compaction scheduled inside the block become
+    its children. Call it outside queries and update validators.
+
+    Args:
+        cycle: The cycle's number, counted across continue-as-new.
+
+    Yields:
+        The span, for extra attributes (a non-recording span when tracing is off).
+    """
+    _count(CYCLES_METRIC, "Agent cycles started: one LLM turn and its tool calls each")
+    with _span(f"cycle {cycle}", {"duragent.cycle": cycle}) as span:
+        yield span
+
+
+@contextmanager
+def compaction_span(*, forced: bool) -> Iterator[Span]:
+    """Open the span ``compaction`` around one memory compaction and count it.
+
+    Args:
+        forced: True when the model asked for it or the context overflowed; False when
+            the token threshold triggered it.
+
+    Yields:
+        The span, e.g. to record ``duragent.compaction.messages`` once known.
+    """
+    _count(COMPACTIONS_METRIC, "Memory compactions of agent transcripts")
+    with _span("compaction", {"duragent.compaction.forced": forced}) as span:
+        yield span
+
+
+def _count(name: str, description: str) -> None:
+    workflow.metric_meter().create_counter(name, description).add(1)
+
+
+@contextmanager
+def _span(name: str, attributes: Mapping[str, AttributeValue]) -> Iterator[Span]:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, ReplaySafeTracerProvider):
+        yield trace.INVALID_SPAN
+        return
+    span = provider.get_tracer(TRACER_NAME).start_span(name, attributes=attributes)
+    context = trace.set_span_in_context(span)
+    token = opentelemetry.context.attach(context)
+    try:
+        yield span
+    except asyncio.CancelledError:
+        # A cancel of the run ends the span; a cancel that is the worker evicting the
+        # run from its cache must not (the next worker replays and ends it).
+        if workflow.cancellation_reason() is not None:
+            span.set_attribute("duragent.cancelled", True)
+            span.end()
+        raise
+    except workflow.ContinueAsNewError:
+        span.end()
+        raise
+    except BaseException as err:
+        # Only an error that fails the run ends the span here; any other exception
+        # fails the workflow task, which is retried and ends the span then.
+        if workflow.is_failure_exception(err):
+            end_with_error(span, err)
+        raise
+    else:
+        span.end()
+    finally:
+        _detach(context, token)
+
+
+def end_with_error(span: Span, err: BaseException) -> None:
+    """Record ``err`` on ``span``, mark it failed, and end it.
+
+    Args:
+        span: The span to end.
+        err: What went wrong; for an activity error, its cause is what a reader needs.
+    """
+    cause = err.cause if isinstance(err, ActivityError) and err.cause is not None else err
+    span.record_exception(cause)
+    span.set_status(Status(StatusCode.ERROR, f"{type(cause).__name__}: {cause}"))
+    span.end()
+
+
+def _detach(context: Context, token: Token[Context]) -> None:
+    # A workflow's coroutine can be finalised in another contextvars.Context (an evicted
+    # run's leftovers); there is nothing to detach then, and OpenTelemetry's own detach
+    # would log an error for it.
+    if opentelemetry.context.get_current() is context:
+        try:
+            token.var.reset(token)
+        except ValueError:
+            pass
