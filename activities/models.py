@@ -238,9 +238,18 @@ class DescribeToolsRequest(BaseModel):
     """Tool names to offer; ``None`` offers every registered tool."""
 
 
+class SkillSummary(BaseModel):
+    """A skill as the system prompt lists it."""
+
+    name: str
+    description: str
+
+
 class DescribeToolsResult(BaseModel):
     """The tools a run may use, with their policies."""
 
     tools: list[ToolSpec]
     unknown: list[str] = Field(default_factory=list)
     """Requested names that no registered tool has."""
+    skills: list[SkillSummary] = Field(default_factory=list)
+    """Skills in the workspace, for the system prompt (``_activate_skill`` loads one)."""

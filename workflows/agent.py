@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         LLMResult,
         Message,
         Role,
+        SkillSummary,
         SummarizeRequest,
         TokenUsage,
         ToolCall,
@@ -76,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 WORKFLOW_NAME = "AgentWorkflow"
+ACTIVATE_SKILL = "_activate_skill"
 
 # Listing tools or checking arguments is a registry lookup on the worker: fast, and safe
 # to retry at will.
@@ -116,6 +118,7 @@ class AgentWorkflow:
         self._transcript_ref = carry.transcript_ref
         self._sent = carry.sent
         self._tools: dict[str, ToolSpec] = {}
+        self._skills: list[SkillSummary] = []
         self._question: PendingQuestion | None = None
         self._reply: str | None = None
         self._approvals: dict[str, PendingApproval] = {}
@@ -329,6 +332,7 @@ class AgentWorkflow:
         if described.unknown:
             self._fail(f"unknown tools requested: {', '.join(described.unknown)}", "UnknownTools")
         self._tools = {t.name: t for t in described.tools}
+        self._skills = described.skills if ACTIVATE_SKILL in self._tools else []
 
     async def _cycle(self) -> None:
         cycle = self._cycle_count + 1
@@ -383,6 +387,7 @@ class AgentWorkflow:
         sections = [policy.SUB_AGENT_ROLE] if self._input.parent else []
         if has_sub_agents:
             sections += policy.sub_agents_section(self._input.sub_agents)
+        sections += policy.skills_section(self._skills)
         naive = self._input.history.ship_full_transcript or self._transcript_ref is None
         request = LLMRequest(
             model=self._input.model,

@@ -18,6 +18,7 @@ from activities.models import (
     ApprovalMode,
     Message,
     Role,
+    SkillSummary,
     ToolCall,
     ToolResult,
     ToolSpec,
@@ -166,6 +167,14 @@ def batch_report(reports: list[SubTaskReport]) -> str:
         ],
         indent=1,
     )
+
+
+def skills_section(skills: list[SkillSummary]) -> list[str]:
+    """The system prompt lines that list the workspace's skills."""
+    if not skills:
+        return []
+    lines = [f"- {s.name}: {s.description}" for s in skills]
+    return ["Skills (load one with _activate_skill before you follow it):\n" + "\n".join(lines)]
 
 
 def budget_exhausted(usage_total: int, budget: int | None) -> bool:

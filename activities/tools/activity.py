@@ -11,6 +11,7 @@ from activities.models import (
     CleanupResult,
     DescribeToolsRequest,
     DescribeToolsResult,
+    SkillSummary,
     ToolKind,
     ToolRequest,
     ToolResult,
@@ -60,7 +61,11 @@ class ToolActivities:
         names = self._registry.names if request.enabled is None else request.enabled
         tools = [t.spec() for n in names if (t := self._registry.get(n)) is not None]
         unknown = [n for n in names if self._registry.get(n) is None]
-        return DescribeToolsResult(tools=tools, unknown=unknown)
+        skills = [
+            SkillSummary(name=s.name, description=s.description)
+            for s in (self._skills.list_skills() if self._skills is not None else [])
+        ]
+        return DescribeToolsResult(tools=tools, unknown=unknown, skills=skills)
 
     @activity.defn(name="duragent.run_tool")
     async def run_tool(self, request: ToolRequest) -> ToolResult:
