@@ -24,8 +24,17 @@ from worker.main import agent_worker
 from worker.plugin import DuragentPlugin
 from worker.scripted_llm import ScriptedLLMServer
 from worker.settings import LLMSettings, Settings
+from workflows import search_attributes as search
 from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentStatus, ReplyInput
+from workflows.models import (
+    AgentInput,
+    AgentStatus,
+    ApprovalDecision,
+    HistoryPolicy,
+    ReplyInput,
+    SteerInput,
+    SubAgentSpec,
+)
 
 HISTORIES = Path(__file__).with_name("histories")
 
@@ -69,12 +78,96 @@ async def record_reference(name: str) -> Path:
     return path
 
 
+def _call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+# Version 2 adds: todos, a large result kept as an artifact, a rejected approval, a
+# steering message, a sub-agent (child workflow), and a continue-as-new.
+REFERENCE_V2_STEPS: list[dict[str, Any]] = [
+    {
+        "tool_calls": [
+            {
+                "name": "_todo_write",
+                "arguments": {
+                    "todos": [{"id": "1", "content": "write and read", "status": "in_progress"}]
+                },
+            },
+            {"name": "_write_file", "arguments": {"path": "big.txt", "content": "y" * 5_000}},
+        ]
+    },
+    _call("_read_file", path="big.txt"),
+    _call("_bash", command="rm -rf /"),
+    _call("_create_sub_task", agent="helper", task="[reference child] say hi"),
+    *[_call("_list_files") for _ in range(6)],
+    {
+        "tool_calls": [
+            {
+                "name": "_todo_write",
+                "arguments": {
+                    "todos": [{"id": "1", "content": "write and read", "status": "completed"}]
+                },
+            },
+            {"name": "_task_finish", "arguments": {"message": "done"}},
+        ]
+    },
+]
+
+
+async def record_reference_v2(name: str) -> list[Path]:
+    """Run the version 2 scenario; save the first and the last run's histories."""
+    with tempfile.TemporaryDirectory() as tmp, ScriptedLLMServer() as llm:
+        llm.add_script(
+            {
+                "name": "child",
+                "match": "[reference child]",
+                "steps": [_call("_task_finish", message="hi")],
+            }
+        )
+        llm.add_script({"name": "ref2", "match": "[reference v2]", "steps": REFERENCE_V2_STEPS})
+        async with DevServer(ui=False, search_attributes=search.DEV_SERVER) as server:
+            client = await connect({"TEMPORAL_ADDRESS": server.address})
+            settings = Settings(
+                task_queue="record",
+                workspace=Path(tmp) / "workspace",
+                llm=LLMSettings(base_url=llm.base_url, api_key="k"),
+                store_dir=Path(tmp) / "store",
+            )
+            async with agent_worker(client, settings):
+                input = AgentInput(
+                    task="[reference v2] everything once",
+                    model="scripted",
+                    sub_agents={"helper": SubAgentSpec(description="says hi")},
+                    history=HistoryPolicy(max_events=100),
+                )
+                handle = await start_agent(client, input, task_queue="record", agent_id=name)
+                pending = await eventually(lambda: _approval(handle))
+                await handle.signal(AgentWorkflow.say, SteerInput(message="be brief"))
+                decision = ApprovalDecision(call_id=pending, action="reject", message="no")
+                _ = await handle.execute_update(AgentWorkflow.decide, decision)
+                result = await handle.result()
+                assert result.runs >= 2, "the scenario must continue as new"
+            assert handle.result_run_id is not None
+            first = client.get_workflow_handle(name, run_id=handle.result_run_id)
+            runs = [await first.fetch_history(), await handle.fetch_history()]
+    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
+    for path, history in zip(paths, runs, strict=True):
+        path.write_text(history.to_json(), encoding="utf-8")
+    return paths
+
+
+async def _approval(handle: WorkflowHandle[AgentWorkflow, Any]) -> str | None:
+    view = await handle.query(AgentWorkflow.pending)
+    return view.approvals[0].call_id if view.approvals else None
+
+
 async def _waiting(handle: WorkflowHandle[AgentWorkflow, Any]) -> bool:
     view = await handle.query(AgentWorkflow.status)
     return view.status is AgentStatus.WAITING_USER
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["record"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m tests.replay record NAME")
-    print(asyncio.run(record_reference(sys.argv[2])))
+    if sys.argv[1:2] not in (["record"], ["record-v2"]) or len(sys.argv) != 3:
+        sys.exit("usage: python -m tests.replay record|record-v2 NAME")
+    record = record_reference if sys.argv[1] == "record" else record_reference_v2
+    print(asyncio.run(record(sys.argv[2])))
