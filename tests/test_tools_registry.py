@@ -81,6 +81,9 @@ def test_the_default_tools() -> None:
         "_task_finish",
         "_ask_user",
         "_todo_write",
+        "_compress_memory",
+        "_create_sub_task",
+        "_batch_sub_tasks",
         "_list_files",
         "_file_info",
         "_read_file",
@@ -97,6 +100,9 @@ def test_the_default_tools() -> None:
         "_task_finish",
         "_ask_user",
         "_todo_write",
+        "_compress_memory",
+        "_create_sub_task",
+        "_batch_sub_tasks",
     }
     assert {n for n, t in tools.items() if t.approval is not ApprovalMode.NEVER} == {"_bash"}
     for t in tools.values():  # every schema is generated and has a description
