@@ -22,12 +22,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.memory import SUMMARY_SYSTEM
-from worker.client import connect, start_agent
-from worker.devserver import DevServer
+from worker.client import start_agent
+from worker.embedded import embedded
 from worker.main import agent_worker
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import LLMSettings, Settings
-from workflows import search_attributes as search
 from workflows.models import AgentInput, HistoryPolicy
 
 LINE = "x" * 200
@@ -128,18 +125,11 @@ def _cells(marks: list[Mark], i: int) -> tuple[int, str, int, str]:
 
 
 async def main(n: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp, ScriptedLLMServer(scripts=SCRIPTS) as llm:
-        async with DevServer(ui=False, search_attributes=search.DEV_SERVER) as server:
-            client = await connect({"TEMPORAL_ADDRESS": server.address})
-            settings = Settings(
-                task_queue="bench",
-                workspace=Path(tmp) / "workspace",
-                llm=LLMSettings(base_url=llm.base_url, api_key="bench"),
-                store_dir=Path(tmp) / "store",
-            )
-            async with agent_worker(client, settings):
-                ours = await run_one(client, n, naive=False)
-                naive = await run_one(client, n, naive=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=SCRIPTS, task_queue="bench") as env:
+            async with agent_worker(env.client, env.settings):
+                ours = await run_one(env.client, n, naive=False)
+                naive = await run_one(env.client, n, naive=True)
     table(ours, naive)
 
 

@@ -76,7 +76,7 @@ async def measure(client: object, pid: int, n: int) -> None:
     first = await start_agent(client, warm_up, task_queue="bench")
     while (await first.query(AgentWorkflow.status)).status is not AgentStatus.WAITING_USER:
         await asyncio.sleep(0.2)
-    await first.execute_update(AgentWorkflow.reply, ReplyInput(answer="yes"))
+    _ = await first.execute_update(AgentWorkflow.reply, ReplyInput(answer="yes"))
     await first.result()
     print(f"worker RSS after one agent ran: {rss_mib(pid):.0f} MiB")
     started = time.monotonic()

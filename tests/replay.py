@@ -18,13 +18,10 @@ from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from tests.conftest import eventually
-from worker.client import connect, start_agent
-from worker.devserver import DevServer
+from worker.client import start_agent
+from worker.embedded import embedded
 from worker.main import agent_worker
 from worker.plugin import DuragentPlugin
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import LLMSettings, Settings
-from workflows import search_attributes as search
 from workflows.agent import AgentWorkflow
 from workflows.models import (
     AgentInput,
@@ -57,18 +54,12 @@ async def replay(history: WorkflowHistory) -> WorkflowReplayResult:
 
 async def record_reference(name: str) -> Path:
     """Run the reference scenario and save its history."""
-    with tempfile.TemporaryDirectory() as tmp, ScriptedLLMServer() as llm:
-        llm.add_script({"name": "ref", "match": "[reference]", "steps": REFERENCE_STEPS})
-        async with DevServer(ui=False) as server:
-            client = await connect({"TEMPORAL_ADDRESS": server.address})
-            settings = Settings(
-                task_queue="record",
-                workspace=Path(tmp),
-                llm=LLMSettings(base_url=llm.base_url, api_key="k"),
-            )
-            async with agent_worker(client, settings):
+    scripts = [{"name": "ref", "match": "[reference]", "steps": REFERENCE_STEPS}]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
+            async with agent_worker(env.client, env.settings):
                 input = AgentInput(task="[reference] write, read, ask, finish", model="scripted")
-                handle = await start_agent(client, input, task_queue="record", agent_id=name)
+                handle = await start_agent(env.client, input, task_queue="record", agent_id=name)
                 await eventually(lambda: _waiting(handle))
                 _ = await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="yes"))
                 await handle.result()
@@ -116,24 +107,18 @@ REFERENCE_V2_STEPS: list[dict[str, Any]] = [
 
 async def record_reference_v2(name: str) -> list[Path]:
     """Run the version 2 scenario; save the first and the last run's histories."""
-    with tempfile.TemporaryDirectory() as tmp, ScriptedLLMServer() as llm:
-        llm.add_script(
-            {
-                "name": "child",
-                "match": "[reference child]",
-                "steps": [_call("_task_finish", message="hi")],
-            }
-        )
-        llm.add_script({"name": "ref2", "match": "[reference v2]", "steps": REFERENCE_V2_STEPS})
-        async with DevServer(ui=False, search_attributes=search.DEV_SERVER) as server:
-            client = await connect({"TEMPORAL_ADDRESS": server.address})
-            settings = Settings(
-                task_queue="record",
-                workspace=Path(tmp) / "workspace",
-                llm=LLMSettings(base_url=llm.base_url, api_key="k"),
-                store_dir=Path(tmp) / "store",
-            )
-            async with agent_worker(client, settings):
+    scripts = [
+        {
+            "name": "child",
+            "match": "[reference child]",
+            "steps": [_call("_task_finish", message="hi")],
+        },
+        {"name": "ref2", "match": "[reference v2]", "steps": REFERENCE_V2_STEPS},
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
+            client = env.client
+            async with agent_worker(client, env.settings):
                 input = AgentInput(
                     task="[reference v2] everything once",
                     model="scripted",

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         CreateSubTaskArgs,
         TodoItem,
     )
-    from activities.tools.registry import parse_arguments
+    from activities.tools.registry import error_result, parse_arguments
     from workflows import policy
     from workflows import search_attributes as search
     from workflows.models import (
@@ -566,13 +566,7 @@ class AgentWorkflow:
                     f"no sub-agent named {agent!r}; available: {known}", code="unknown_agent"
                 )
         except ToolError as err:
-            return ToolResult(
-                call_id=call.id,
-                name=call.name,
-                status=ToolStatus.ERROR,
-                content=str(err),
-                error_code=err.code,
-            )
+            return error_result(call, err)
         self._doing = f"{len(tasks)} sub-task(s) with {agent}"
         reports = await asyncio.gather(
             *(self._sub_task(call, i, agent, task, needs) for i, task in enumerate(tasks))

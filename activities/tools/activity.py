@@ -15,13 +15,18 @@ from activities.models import (
     ToolKind,
     ToolRequest,
     ToolResult,
-    ToolStatus,
     ValidateArgumentsRequest,
     ValidateArgumentsResult,
 )
 from activities.tools.artifacts import offload
 from activities.tools.background import BackgroundCommands
-from activities.tools.registry import ToolContext, ToolOutput, ToolRegistry, parse_arguments
+from activities.tools.registry import (
+    ToolContext,
+    ToolOutput,
+    ToolRegistry,
+    error_result,
+    parse_arguments,
+)
 from activities.tools.skills import Skills
 from activities.tools.workspace import Workspace
 
@@ -83,13 +88,7 @@ class ToolActivities:
                 output = ToolOutput(output)
         except ToolError as err:
             activity.logger.info("tool %s failed: %s", call.name, err)
-            return ToolResult(
-                call_id=call.id,
-                name=call.name,
-                status=ToolStatus.ERROR,
-                content=str(err),
-                error_code=err.code,
-            )
+            return error_result(call, err)
         result = ToolResult(
             call_id=call.id, name=call.name, status=output.status, content=output.content
         )

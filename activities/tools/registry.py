@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 from pydantic import BaseModel, ValidationError
 
 from activities.errors import ToolError
-from activities.models import ApprovalMode, ToolKind, ToolSpec, ToolStatus
+from activities.models import ApprovalMode, ToolCall, ToolKind, ToolResult, ToolSpec, ToolStatus
 from activities.tools.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -238,6 +238,17 @@ def _args_model(function: Callable[..., Any]) -> type[Any]:
             "pydantic model (the tool's arguments)"
         )
     return model
+
+
+def error_result(call: ToolCall, err: ToolError) -> ToolResult:
+    """A failed call as the structured result the model reads: status, code, message."""
+    return ToolResult(
+        call_id=call.id,
+        name=call.name,
+        status=ToolStatus.ERROR,
+        content=str(err),
+        error_code=err.code,
+    )
 
 
 def parse_arguments(tool_name: str, model: type[ArgsT], raw: str) -> ArgsT:
