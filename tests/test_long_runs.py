@@ -221,3 +221,18 @@ async def test_history_grows_linearly_unlike_the_naive_design(harness: Harness) 
     theirs_growth = growth(await bytes_per_cycle(theirs_first))
     assert ours_growth < 1.5, f"history per cycle grew {ours_growth:.2f}x"
     assert theirs_growth > 3 * ours_growth, (ours_growth, theirs_growth)
+
+
+async def test_a_long_transcript_is_compacted_before_it_is_carried(harness: Harness) -> None:
+    summary_script(harness)
+    task = harness.script(
+        [{"content": "y" * 2_000, **tick_step()}],
+        rules=[{"when_last": r"^tick 14$", "step": finish()}],
+    )
+    history = HistoryPolicy(max_events=100, max_carry_chars=10_000)
+    async with harness.worker(tools=TOOLS):
+        result = await (await start(harness, task, history=history)).result()
+
+    assert result.runs >= 2 and result.compactions >= 1
+    carried = [r for r in harness.llm.requests if r.script == f"summary {harness.marker}"]
+    assert carried, "the transcript was summarised before continue-as-new"

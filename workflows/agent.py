@@ -697,6 +697,10 @@ class AgentWorkflow:
         # A safe point: between cycles, nothing pending; let in-flight handlers finish so
         # no update is lost across the boundary.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if policy.carry_too_large(self._transcript, self._input.history):
+            # The transcript rides in the next run's input: keep that payload well under
+            # Temporal's limits (warning at 512 KB, failure at 2 MB).
+            await self._compact(force=True)
         carry = CarryState(
             transcript=self._transcript,
             cycles=self._cycle_count,

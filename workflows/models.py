@@ -110,6 +110,9 @@ class HistoryPolicy(BaseModel):
     suggests it, whichever comes first); Temporal terminates a run at 51,200."""
     max_bytes: int = Field(10_000_000, ge=100_000)
     """Same, for history size in bytes (Temporal's hard limit: 50 MB)."""
+    max_carry_chars: int = Field(200_000, ge=10_000)
+    """A transcript longer than this is compacted before it is carried into the next run,
+    so the continue-as-new input stays far from Temporal's payload limits."""
     ship_full_transcript: bool = False
     """Send the whole transcript in every LLM activity input instead of a reference:
     the naive design, kept to measure it against (``bench/long_run.py``)."""

@@ -43,6 +43,7 @@ from workflows.models import (
     ActivityPolicy,
     AgentInput,
     AgentStatus,
+    HistoryPolicy,
     MemoryPolicy,
     ParentLink,
     PendingQuestion,
@@ -335,6 +336,15 @@ def context_tokens(reported: int, transcript: list[Message], sent: int) -> int:
     if reported <= 0:
         return estimate_tokens(transcript)
     return reported + sum(m.prompt_chars for m in transcript[sent:]) // CHARS_PER_TOKEN
+
+
+def carry_too_large(transcript: list[Message], history: HistoryPolicy) -> bool:
+    """True when the transcript is too long to carry into the next run as it is."""
+    size = sum(
+        len(m.content or "") + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
+        for m in transcript
+    )
+    return size > history.max_carry_chars
 
 
 def should_compact(tokens: int, memory: MemoryPolicy) -> bool:
