@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what duragent needs on a fresh machine, reusing what is already there:
-# uv (from PyPI when missing), the locked Python environment, and the pinned Temporal
-# CLI in the per-user cache (~/.cache/duragent/bin; built once with Go, minutes).
+# uv (from PyPI when missing), the locked Python environment, the pinned Temporal CLI in
+# the per-user cache (~/.cache/duragent/bin; built once with Go, minutes), and
+# Prometheus from apt for the observability tests (when missing and apt can run).
 # Prints the command that runs uv, for the Makefile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +26,24 @@ fi
 $UV sync --frozen --quiet >&2
 $UV run --frozen python -c \
   "from worker.devserver import ensure_temporal_cli; ensure_temporal_cli()" >&2
+
+# Prometheus (and promtool) for the observability tests: a real server scrapes a worker.
+# Only when missing, only where apt-get can run as root, never fatal: without it those
+# tests skip and say why.
+install_prometheus() {
+  command -v prometheus >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    sudo -n true 2>/dev/null || return 0
+    sudo="sudo -n"
+  fi
+  echo "bootstrap: installing prometheus with apt-get (once)" >&2
+  if ! { $sudo apt-get update -qq &&
+    $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1; then
+    echo "bootstrap: prometheus could not be installed; its tests will skip" >&2
+  fi
+}
+install_prometheus
 echo "$UV"

@@ -7,6 +7,7 @@ under a unique marker, so tests never see each other's agents.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -48,6 +49,22 @@ def no_real_llm_provider() -> Iterator[None]:
     socket.getaddrinfo = guarded
     yield
     socket.getaddrinfo = real
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_metrics_endpoint() -> Iterator[None]:
+    """Worker processes that tests spawn serve no ``/metrics``.
+
+    They would all want the default port 9464, and the second would refuse to start.
+    The observability tests start their own endpoints, on free ports.
+    """
+    previous = os.environ.get("DURAGENT_METRICS_PORT")
+    os.environ["DURAGENT_METRICS_PORT"] = "0"
+    yield
+    if previous is None:
+        os.environ.pop("DURAGENT_METRICS_PORT", None)
+    else:
+        os.environ["DURAGENT_METRICS_PORT"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from worker.client import TemporalUnavailable, connect, is_not_found
 from worker.commands import COMMANDS, EXIT_USAGE, UserError
 from worker.settings import Settings, SettingsError
+from worker.telemetry import Telemetry, TelemetrySettings, TelemetrySettingsError
 from workflows import search_attributes as search
 from workflows.models import AgentStatus
 
@@ -80,6 +81,7 @@ def _add_inspection(sub: argparse._SubParsersAction[_Parser]) -> None:
         ("pending", "print the pending question and approvals"),
         ("transcript", "print a page of an agent's transcript"),
         ("watch", "follow an agent live until it ends"),
+        ("trace", "print an agent's run as a tree: cycles, LLM and tool calls"),
     ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("agent_id")
@@ -143,8 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("server", "demo"):
             return _local(args)
         settings = Settings.from_env(os.environ)
-        return asyncio.run(_dispatch(args, settings))
-    except (UserError, SettingsError, TemporalUnavailable) as err:
+        telemetry = TelemetrySettings.from_env(os.environ)
+        return asyncio.run(_dispatch(args, settings, telemetry))
+    except (UserError, SettingsError, TelemetrySettingsError, TemporalUnavailable) as err:
         print(f"duragent: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -164,14 +167,23 @@ def _local(args: argparse.Namespace) -> int:
     return server_main(flags)
 
 
-async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    client: Client = await connect(os.environ)
+async def _dispatch(
+    args: argparse.Namespace, settings: Settings, telemetry_settings: TelemetrySettings
+) -> int:
+    # Only a worker serves metrics; every command traces, so `run` starts the trace.
+    telemetry = Telemetry(
+        telemetry_settings, metrics=args.command == "worker", llm_base_url=settings.llm.base_url
+    )
     try:
+        client: Client = await connect(os.environ, telemetry=telemetry)
         return await COMMANDS[args.command](client, args, settings)
     except RPCError as err:
         if is_not_found(err) and hasattr(args, "agent_id"):
             raise UserError(f"no agent with id {args.agent_id!r}") from err
         raise UserError(f"Temporal refused the request: {err.message}") from err
+    finally:
+        # The last spans leave before the process does (the entry point skips atexit).
+        await asyncio.to_thread(telemetry.shutdown)
 
 
 def entry_point() -> NoReturn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
+from opentelemetry import trace
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -21,6 +22,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from worker.plugin import DuragentPlugin
+from worker.telemetry import Telemetry, agent_span
 from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME, AgentWorkflow
 from workflows.models import AgentInput, AgentResult, AgentStatus
@@ -32,20 +34,31 @@ class TemporalUnavailable(ConnectionError):
     """No Temporal server answered at the configured address."""
 
 
-async def connect(env: Mapping[str, str], *, plugin: DuragentPlugin | None = None) -> Client:
+async def connect(
+    env: Mapping[str, str],
+    *,
+    plugin: DuragentPlugin | None = None,
+    telemetry: Telemetry | None = None,
+) -> Client:
     """Connect with Temporal's standard environment configuration.
 
     ``TEMPORAL_ADDRESS`` (default ``localhost:7233``), ``TEMPORAL_NAMESPACE``, API key,
     TLS and profiles are read by the SDK's ``temporalio.envconfig``, so duragent connects
     exactly as the ``temporal`` CLI does.
 
+    With ``telemetry``, the client carries its plugins (the SDK's OpenTelemetry plugin and
+    duragent's interceptor) and its runtime (whose metrics the worker serves), and the
+    workers made from the client inherit both.
+
     Raises:
         TemporalUnavailable: Nothing answers at the address.
     """
     config = ClientConfig.load_client_connect_config(override_env_vars=dict(env))
     config.setdefault("target_host", DEFAULT_ADDRESS)
+    plugins = [plugin or DuragentPlugin(), *(telemetry.plugins() if telemetry else [])]
+    runtime = telemetry.runtime if telemetry else None
     try:
-        return await Client.connect(**config, plugins=[plugin or DuragentPlugin()])
+        return await Client.connect(**config, plugins=plugins, runtime=runtime)
     except RuntimeError as err:
         raise TemporalUnavailable(
             f"cannot reach Temporal at {config['target_host']} ({_first_line(err)}); "
@@ -72,16 +85,22 @@ async def start_agent(
     """
     attributes = initial_search_attributes(input)
     agent_id = agent_id or new_agent_id()
-    try:
+    # The trace of the agent starts here: the start request carries this span's context
+    # to every run, cycle and activity of the agent.
+    telemetry = Telemetry.of(client)
+    tracer = telemetry.tracer() if telemetry else trace.NoOpTracer()
+    content = telemetry.settings.tracing.capture_content if telemetry else False
+    with agent_span(tracer, agent_id, input, task_queue=task_queue, content=content):
+        try:
+            return await _start(client, input, task_queue, agent_id, attributes)
+        except RPCError as err:
+            if (
+                err.status is not RPCStatusCode.INVALID_ARGUMENT
+                or "search attribute" not in err.message.lower()
+            ):
+                raise
+        await ensure_search_attributes(client)
         return await _start(client, input, task_queue, agent_id, attributes)
-    except RPCError as err:
-        if (
-            err.status is not RPCStatusCode.INVALID_ARGUMENT
-            or "search attribute" not in err.message.lower()
-        ):
-            raise
-    await ensure_search_attributes(client)
-    return await _start(client, input, task_queue, agent_id, attributes)
 
 
 async def _start(

@@ -26,6 +26,14 @@ from temporalio.service import RPCError
 from worker import render
 from worker.client import agent_handle, ensure_search_attributes, start_agent
 from worker.settings import Settings
+from worker.telemetry import (
+    Telemetry,
+    TelemetrySettings,
+    history_trace,
+    render_tree,
+    trace_id_of,
+    where_lines,
+)
 from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME, AgentWorkflow
 from workflows.models import (
@@ -216,6 +224,7 @@ async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> in
 async def watch(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Follow a run live until it ends: messages, tool calls, waiting states."""
     handle = agent_handle(client, args.agent_id)
+    await _print_where(client, args.agent_id)
     seen, last = 0, ""
     while (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
         try:
@@ -228,6 +237,27 @@ async def watch(client: Client, args: argparse.Namespace, settings: Settings) ->
     except RPCError:
         pass
     return await print_result(handle, as_json=False)
+
+
+async def trace(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Print an agent's run as a tree, read from its history (no collector needed)."""
+    tree = await history_trace(client, args.agent_id)
+    print(render_tree(tree))
+    # The root line names the trace id; the viewer's link when there is one.
+    telemetry = Telemetry.of(client)
+    trace_id = await trace_id_of(client, args.agent_id)
+    link = telemetry.settings.tracing.link(trace_id) if telemetry and trace_id else None
+    if link:
+        print(f"trace: {link}")
+    return EXIT_OK
+
+
+async def _print_where(client: Client, agent_id: str) -> None:
+    telemetry = Telemetry.of(client)
+    settings = telemetry.settings if telemetry else TelemetrySettings()
+    trace_id = await trace_id_of(client, agent_id)
+    for line in where_lines(settings, agent_id, trace_id):
+        print(line, flush=True)
 
 
 async def _watch_step(handle: Handle, seen: int, last: str) -> tuple[int, str]:
@@ -286,4 +316,5 @@ COMMANDS: dict[str, Command] = {
     "cancel": cancel,
     "ls": ls,
     "watch": watch,
+    "trace": trace,
 }

@@ -8,11 +8,14 @@ OpenAI-compatible server with the demo script. The worker runs in this process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+
+from temporalio.client import Client
 
 from activities.models import Message
 from worker.client import connect, start_agent
@@ -20,6 +23,16 @@ from worker.devserver import DevServer
 from worker.main import agent_worker
 from worker.scripted_llm import ScriptedLLMServer
 from worker.settings import LLMSettings, Settings
+from worker.telemetry import (
+    MetricsUnavailable,
+    Telemetry,
+    TelemetrySettings,
+    TraceNode,
+    history_trace,
+    render_tree,
+    trace_id_of,
+    where_lines,
+)
 from workflows import search_attributes as search
 from workflows.agent import AgentWorkflow
 from workflows.models import AgentInput, AgentResult, TranscriptQuery
@@ -36,18 +49,57 @@ DEMO_DB = Path(".duragent/temporal.db")
 async def run_demo(env: Mapping[str, str]) -> int:
     """Run the demo agent and print what it did; returns the process exit code."""
     settings = Settings.from_env(env)
+    observability = _local_metrics(TelemetrySettings.from_env(env), env)
     async with _temporal(env) as (temporal_env, ui_url), _llm(settings) as llm:
         settings = dataclasses.replace(settings, llm=llm, task_queue=DEMO_TASK_QUEUE)
-        client = await connect(temporal_env)
-        async with agent_worker(client, settings):
-            handle = await start_agent(
-                client, AgentInput(task=DEMO_TASK, model=settings.model), task_queue=DEMO_TASK_QUEUE
-            )
-            print(f"agent {handle.id} started; task: {DEMO_TASK}", flush=True)
-            result = await handle.result()
-            page = await handle.query(AgentWorkflow.transcript, TranscriptQuery(limit=500))
-        _report(handle.id, result, page.messages, settings, ui_url)
+        telemetry = Telemetry(observability, metrics=True, llm_base_url=llm.base_url)
+        try:
+            client = await connect(temporal_env, telemetry=telemetry)
+            agent_id, result, transcript, tree = await _run_agent(client, telemetry, settings)
+        finally:
+            await asyncio.to_thread(telemetry.shutdown)  # the demo's spans leave before it ends
+        _report(agent_id, result, transcript, settings, ui_url)
+        print(f"\nthe run as a tree (`duragent trace {agent_id}` prints it again):")
+        print(render_tree(tree))
     return 0 if result.answer else 1
+
+
+async def _run_agent(
+    client: Client, telemetry: Telemetry, settings: Settings
+) -> tuple[str, AgentResult, list[Message], TraceNode]:
+    async with _metrics(telemetry, client) as metrics_url, agent_worker(client, settings):
+        handle = await start_agent(
+            client, AgentInput(task=DEMO_TASK, model=settings.model), task_queue=DEMO_TASK_QUEUE
+        )
+        print(f"agent {handle.id} started; task: {DEMO_TASK}", flush=True)
+        trace_id = await trace_id_of(client, handle.id)
+        for line in where_lines(telemetry.settings, handle.id, trace_id, metrics_url=metrics_url):
+            print(line, flush=True)
+        result = await handle.result()
+        page = await handle.query(AgentWorkflow.transcript, TranscriptQuery(limit=500))
+    return handle.id, result, page.messages, await history_trace(client, handle.id)
+
+
+def _local_metrics(settings: TelemetrySettings, env: Mapping[str, str]) -> TelemetrySettings:
+    # A worker in a container listens on every interface; the demo on a laptop need not.
+    if env.get("DURAGENT_METRICS_HOST"):
+        return settings
+    return dataclasses.replace(
+        settings, metrics=dataclasses.replace(settings.metrics, host="127.0.0.1")
+    )
+
+
+@contextlib.asynccontextmanager
+async def _metrics(telemetry: Telemetry, client: Client) -> AsyncIterator[str | None]:
+    """Serve the worker's metrics during the demo; a busy port only turns them off."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            server = await stack.enter_async_context(telemetry.serve(client, DEMO_TASK_QUEUE))
+        except MetricsUnavailable as err:
+            print(f"metrics: off for this demo ({err})", flush=True)
+            server = None
+        host = telemetry.settings.metrics.host
+        yield f"http://{host}:{server.port}/metrics (while the demo runs)" if server else None
 
 
 @contextlib.asynccontextmanager

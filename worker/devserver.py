@@ -639,6 +639,9 @@ class DevServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                # The Go server reads OTEL_* too and refuses values meant for duragent
+                # (e.g. OTEL_TRACES_EXPORTER=console): the server gets none of them.
+                env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
             )
 
     def _terminate(self, timeout: float) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from activities.tools import Tool
 from activities.tools.background import BackgroundCommands
 from worker.plugin import DuragentPlugin, build_openai_client, worker_activities
 from worker.settings import Settings
+from worker.telemetry import Telemetry
 
 log = logging.getLogger("duragent.worker")
 
@@ -72,13 +73,41 @@ def build_worker(
 
 
 async def run_worker(client: Client, settings: Settings) -> None:
-    """Run a worker until SIGTERM or SIGINT, then shut down gracefully."""
+    """Run a worker until SIGTERM or SIGINT, then shut down gracefully.
+
+    With the client's telemetry (see ``worker.telemetry``), the worker serves
+    ``/metrics``, ``/healthz`` and ``/readyz`` on its metrics port meanwhile, from before
+    it polls until its in-flight activities have finished.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with agent_worker(client, settings):
+    health = _Health(stop)
+    telemetry = Telemetry.of(client)
+    async with AsyncExitStack() as stack:
+        if telemetry is not None:
+            server = await stack.enter_async_context(
+                telemetry.serve(client, settings.task_queue, live=health.live, ready=health.ready)
+            )
+            if server is not None:
+                log.info("metrics on port %d: /metrics, /healthz, /readyz", server.port)
+        health.worker = await stack.enter_async_context(agent_worker(client, settings))
         log.info("worker polling task queue %r", settings.task_queue)
         await stop.wait()
         log.info("shutting down: finishing in-flight activities")
     log.info("worker stopped")
+
+
+class _Health:
+    """What the probes report: the worker runs (live), and is not stopping (ready)."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.worker: Worker | None = None
+        self._stop = stop
+
+    def live(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    def ready(self) -> bool:
+        return self.live() and not self._stop.is_set()

@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         TodoItem,
     )
     from activities.tools.registry import error_result, parse_arguments
-    from workflows import policy
+    from workflows import policy, telemetry
     from workflows import search_attributes as search
     from workflows.models import (
         ActivityPolicy,
@@ -336,27 +336,28 @@ class AgentWorkflow:
 
     async def _cycle(self) -> None:
         cycle = self._cycle_count + 1
-        if policy.should_compact(self._context_tokens(), self._input.memory):
-            await self._compact(force=False)
-        self._fold_inbox()
-        turn = await self._call_llm(cycle)
-        calls = turn.message.tool_calls
-        self._record_turn(turn)
+        with telemetry.cycle_span(cycle):
+            if policy.should_compact(self._context_tokens(), self._input.memory):
+                await self._compact(force=False)
+            self._fold_inbox()
+            turn = await self._call_llm(cycle)
+            calls = turn.message.tool_calls
+            self._record_turn(turn)
 
-        control = policy.interpret_control_calls(
-            [c for c in calls if self._is_control(c)], self._todos
-        )
-        if control.todos is not None:
-            self._todos = control.todos
-        results, delegated = await asyncio.gather(
-            self._run_with_approval([c for c in calls if not self._is_control(c)]),
-            self._run_sub_tasks([c for c in calls if c.name in SUB_TASK_TOOLS]),
-        )
-        results.update(delegated)
-        results.update(control.results)
-        await self._apply(policy.decide(calls, control), calls, results)
-        if control.compress:
-            await self._compact(force=True)
+            control = policy.interpret_control_calls(
+                [c for c in calls if self._is_control(c)], self._todos
+            )
+            if control.todos is not None:
+                self._todos = control.todos
+            results, delegated = await asyncio.gather(
+                self._run_with_approval([c for c in calls if not self._is_control(c)]),
+                self._run_sub_tasks([c for c in calls if c.name in SUB_TASK_TOOLS]),
+            )
+            results.update(delegated)
+            results.update(control.results)
+            await self._apply(policy.decide(calls, control), calls, results)
+            if control.compress:
+                await self._compact(force=True)
 
     def _fold_inbox(self) -> None:
         # A safe point: no tool is mid-flight and the next prompt is not built yet.
@@ -423,23 +424,28 @@ class AgentWorkflow:
 
     async def _compact(self, *, force: bool) -> None:
         """Stage 1 (stub old large results), then stage 2 (summary) if still needed."""
-        memory = self._input.memory
-        self._transcript, _ = policy.stub_old_results(self._transcript, memory.keep_recent_turns)
-        self._transcript_ref, self._sent, self._prompt_tokens = None, 0, 0
-        if force or policy.should_compact(self._context_tokens(), memory):
-            head, middle, tail = policy.summary_split(self._transcript, memory.keep_recent_turns)
-            if middle:
-                model = memory.summary_model or self._input.model
-                self._doing = f"compacting memory ({len(middle)} messages)"
-                summary = await workflow.execute_activity_method(
-                    MemoryActivities.summarize,
-                    SummarizeRequest(model=model, messages=middle),
-                    summary=f"compaction: {len(middle)} messages",
-                    **_activity_options(self._input.llm_policy),
+        with telemetry.compaction_span(forced=force):
+            memory = self._input.memory
+            self._transcript, _ = policy.stub_old_results(
+                self._transcript, memory.keep_recent_turns
+            )
+            self._transcript_ref, self._sent, self._prompt_tokens = None, 0, 0
+            if force or policy.should_compact(self._context_tokens(), memory):
+                head, middle, tail = policy.summary_split(
+                    self._transcript, memory.keep_recent_turns
                 )
-                self._add_usage(model, summary.usage)
-                self._transcript = policy.compacted(head, middle, tail, summary.summary)
-        self._compactions += 1
+                if middle:
+                    model = memory.summary_model or self._input.model
+                    self._doing = f"compacting memory ({len(middle)} messages)"
+                    summary = await workflow.execute_activity_method(
+                        MemoryActivities.summarize,
+                        SummarizeRequest(model=model, messages=middle),
+                        summary=f"compaction: {len(middle)} messages",
+                        **_activity_options(self._input.llm_policy),
+                    )
+                    self._add_usage(model, summary.usage)
+                    self._transcript = policy.compacted(head, middle, tail, summary.summary)
+            self._compactions += 1
 
     async def _run_with_approval(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
         gated = {
