@@ -5,7 +5,7 @@ demo:
 	@UV=$$(scripts/bootstrap.sh) && $$UV run --frozen duragent demo
 
 test:
-	@UV=$$(scripts/bootstrap.sh) && \
+	@UV=$$(scripts/bootstrap.sh test) && \
 	$$UV run --frozen ruff check . && \
 	$$UV run --frozen ruff format --check . && \
 	$$UV run --frozen mypy && \

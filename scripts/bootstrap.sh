@@ -3,7 +3,8 @@
 # uv (from PyPI when missing), the locked Python environment, the pinned Temporal CLI in
 # the per-user cache (~/.cache/duragent/bin; built once with Go, minutes), and
 # Prometheus from apt for the observability tests (when missing and apt can run).
-# Prints the command that runs uv, for the Makefile.
+# Prints the command that runs uv, for the Makefile. `bootstrap.sh test` also installs
+# what only the tests need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Trust the system's certificate store, as pip does: behind a TLS-inspecting proxy the
@@ -45,5 +46,6 @@ install_prometheus() {
     echo "bootstrap: prometheus could not be installed; its tests will skip" >&2
   fi
 }
-install_prometheus
+# Only the tests need it: `make demo` does not wait for apt.
+[ "${1:-}" = "test" ] && install_prometheus
 echo "$UV"
