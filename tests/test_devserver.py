@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import temporalio.api.operatorservice.v1 as operator_service
 import temporalio.api.workflowservice.v1 as workflow_service
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -152,6 +153,23 @@ async def test_restart_keeps_workflows_on_same_address(temporal_cli: Path, tmp_p
         description = await client.get_workflow_handle(handle.id).describe()
         assert description.status == WorkflowExecutionStatus.RUNNING
     assert db_file.exists(), "a caller's database file is never deleted"
+
+
+async def test_search_attributes_reach_a_database_made_without_them(
+    temporal_cli: Path, tmp_path: Path
+) -> None:
+    db_file = tmp_path / "temporal.db"
+    async with DevServer(cli=temporal_cli, db_file=db_file, ui=False):
+        pass  # the database now exists, with no custom search attribute
+    wanted = {"DuragentStatus": "Keyword", "DuragentTags": "KeywordList"}
+    async with DevServer(
+        cli=temporal_cli, db_file=db_file, ui=False, search_attributes=wanted
+    ) as server:
+        client = await Client.connect(server.address)
+        listed = await client.operator_service.list_search_attributes(
+            operator_service.ListSearchAttributesRequest(namespace="default")
+        )
+    assert set(wanted) <= set(listed.custom_attributes)
 
 
 async def test_early_exit_raises_with_server_output(temporal_cli: Path) -> None:

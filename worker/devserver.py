@@ -50,6 +50,7 @@ from typing import IO, Self
 
 import temporalio.api.operatorservice.v1 as operator_service
 import temporalio.api.workflowservice.v1 as workflow_service
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import Client
 
 PINNED_CLI_VERSION = "v1.5.1"
@@ -571,6 +572,16 @@ class DevServer:
             )
             missing = set(self._search_attributes) - set(listed.custom_attributes)
             if missing:
+                # The CLI's --search-attribute only applies to a new database; one kept
+                # from an earlier run (the demo's) gets them registered here.
+                await client.operator_service.add_search_attributes(
+                    operator_service.AddSearchAttributesRequest(
+                        namespace=self._namespace,
+                        search_attributes={
+                            name: _indexed_type(self._search_attributes[name]) for name in missing
+                        },
+                    )
+                )
                 raise DevServerError(f"search attributes not registered yet: {sorted(missing)}")
 
     async def _ready_or_kill(self, ready_timeout: float) -> None:
@@ -695,6 +706,12 @@ class DevServer:
         tb: TracebackType | None,
     ) -> None:
         await self.astop()
+
+
+def _indexed_type(kind: str) -> IndexedValueType.ValueType:
+    """``KeywordList`` -> ``INDEXED_VALUE_TYPE_KEYWORD_LIST``."""
+    snake = "".join(f"_{c}" if c.isupper() else c for c in kind).lstrip("_").upper()
+    return IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{snake}")
 
 
 def _die_with_parent() -> None:
