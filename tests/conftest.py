@@ -130,7 +130,11 @@ def harness(client: Client, llm: ScriptedLLMServer, tmp_path: Path) -> Harness:
 
 
 async def eventually(
-    check: Callable[[], Any], *, within: float = 20.0, interval: float = 0.05
+    check: Callable[[], Any],
+    what: str = "condition",
+    *,
+    within: float = 20.0,
+    interval: float = 0.05,
 ) -> Any:
     """Poll ``check`` (sync or async) until it returns something truthy, or fail."""
     deadline = asyncio.get_running_loop().time() + within
@@ -141,5 +145,5 @@ async def eventually(
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
+            raise AssertionError(f"{what} not met within {within}s")
         await asyncio.sleep(interval)  # polling interval of a deadline wait (ok)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ from activities.tools import (
 from activities.tools import shell as shell_module
 from activities.tools.activity import ToolActivities
 from activities.tools.shell import MAX_OUTPUT_CHARS, bash, run_command
+from tests.conftest import eventually
 
 DEADLINE_SECONDS = 15.0
 
@@ -50,15 +51,6 @@ def live_members(pgid: int) -> list[int]:
         if int(group) == pgid and state != "Z":
             members.append(int(entry.name))
     return members
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_SECONDS
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def pids(path: Path) -> list[int]:
