@@ -16,7 +16,12 @@ from typing import NoReturn, TypedDict
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+)
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -636,7 +641,7 @@ class AgentWorkflow:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
                 "sub_agent_question", asked
             )
-        except ApplicationError as err:  # the parent is gone: nobody can answer but a deadline
+        except FailureError as err:  # the parent is gone: nobody can answer but a deadline
             workflow.logger.warning("could not reach parent %s: %s", parent.workflow_id, err)
 
     async def _apply(
