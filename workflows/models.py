@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from activities.models import ApprovalMode, Message, TokenUsage, ToolStatus
+from activities.models import ApprovalMode, Message, TokenUsage
 from activities.tools.control import Selection, TodoItem
 
 
@@ -201,16 +201,6 @@ class AgentInput(BaseModel):
     status ``budget_exceeded``."""
     parent: ParentLink | None = None
     """Set when this agent is a sub-agent."""
-
-
-class CycleRecord(BaseModel):
-    """What one cycle did."""
-
-    cycle: int
-    usage: TokenUsage = TokenUsage()
-    finish_reason: str | None = None
-    tool_calls: dict[str, ToolStatus] = Field(default_factory=dict)
-    """Tool call id to result status (``name`` is in the transcript)."""
 
 
 class PendingQuestion(BaseModel):
