@@ -11,10 +11,12 @@ from __future__ import annotations
 import openai
 from openai import AsyncOpenAI
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.errors import llm_error_to_application_error
+from activities.errors import LLMErrorType, llm_error_to_application_error
 from activities.heartbeat import heartbeating
 from activities.models import Message, Role, SummarizeRequest, SummarizeResult, TokenUsage
+from activities.store import StoreMiss, TranscriptStore
 
 SUMMARY_SYSTEM = (
     "You compact the memory of an autonomous agent. Summarise the conversation below so "
@@ -32,13 +34,24 @@ MAX_MESSAGE_CHARS = 4_000
 class MemoryActivities:
     """Compaction with an injected OpenAI-compatible client (``max_retries=0``)."""
 
-    def __init__(self, client: AsyncOpenAI) -> None:
+    def __init__(self, client: AsyncOpenAI, *, transcripts: TranscriptStore | None = None) -> None:
         self._client = client
+        self._transcripts = transcripts
+
+    def _messages(self, request: SummarizeRequest) -> list[Message]:
+        if request.transcript_ref is None:
+            return request.messages
+        if self._transcripts is None:
+            raise _not_found(request.transcript_ref)
+        try:
+            return self._transcripts.load(request.transcript_ref)[request.start : request.end]
+        except StoreMiss:
+            raise _not_found(request.transcript_ref) from None
 
     @activity.defn(name="duragent.summarize")
     async def summarize(self, request: SummarizeRequest) -> SummarizeResult:
         """Ask the model for a structured summary of the messages."""
-        conversation = "\n\n".join(render(m) for m in request.messages)
+        conversation = "\n\n".join(render(m) for m in self._messages(request))
         try:
             async with heartbeating():
                 response = await self._client.chat.completions.create(
@@ -59,6 +72,15 @@ class MemoryActivities:
                 output_tokens=usage.completion_tokens if usage else 0,
             ),
         )
+
+
+def _not_found(ref: str) -> ApplicationError:
+    # The workflow holds the messages and sends them inline instead.
+    return ApplicationError(
+        f"transcript {ref} is not in the store",
+        type=LLMErrorType.TRANSCRIPT_NOT_FOUND,
+        non_retryable=True,
+    )
 
 
 def render(message: Message) -> str:

@@ -136,8 +136,13 @@ class SummarizeRequest(BaseModel):
     """Input of the compaction activity's LLM stage."""
 
     model: str
-    messages: list[Message]
-    """The middle of the transcript, to be replaced by a summary."""
+    messages: list[Message] = Field(default_factory=list)
+    """The middle of the transcript, to be replaced by a summary (when not by reference)."""
+    transcript_ref: str | None = None
+    """Or by reference: the stored transcript whose ``[start:end]`` is the middle, so a
+    long conversation does not travel through history again."""
+    start: int = 0
+    end: int = 0
 
 
 class SummarizeResult(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -120,6 +121,14 @@ async def test_compaction_stubs_results_then_summarises(harness: Harness) -> Non
     assert "remember: blue" in users  # the user's own words, verbatim
     assert any((u or "").startswith(policy.SUMMARY_HEADER) for u in users)
     assert any("keep ticking" in (u or "") for u in users)
+    # The summary's input named the stored transcript instead of carrying the messages.
+    summarize = [
+        json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "duragent.summarize"
+    ]
+    assert summarize and all(s["transcript_ref"] and not s["messages"] for s in summarize)
     # Requests that offered _compress_memory came only once the context was near full.
     offered = [
         "_compress_memory" in {t["function"]["name"] for t in r.body.get("tools", [])}

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from activities.errors import LLMErrorType, llm_error_to_application_error, retry_after
-from activities.models import ToolCall, ToolResult, ToolStatus
+from activities.models import Message, Role, ToolCall, ToolResult, ToolStatus
 from workflows import policy
 
 
@@ -168,3 +168,16 @@ def test_invalid_todo_lists_go_back_to_the_model() -> None:
     )
     assert control.todos is None
     assert control.results["t"].error_code == "invalid_arguments"
+
+
+def test_the_summary_takes_the_middle_by_reference_when_stored() -> None:
+    head, middle = [call_message(0)], [call_message(1), call_message(2)]
+    by_ref = policy.summary_request("m", head, middle, "ref", stored_count=3)
+    assert (by_ref.transcript_ref, by_ref.start, by_ref.end, by_ref.messages) == ("ref", 1, 3, [])
+    inline = policy.summary_request("m", head, middle, "ref", stored_count=2)
+    assert inline.transcript_ref is None and inline.messages == middle
+    assert policy.summary_request("m", head, middle, None, 0).messages == middle
+
+
+def call_message(i: int) -> Message:
+    return Message(role=Role.USER, content=f"m{i}")

@@ -77,7 +77,7 @@ def worker_activities(
     local = LocalWorkspace(workspace)
     transcripts = TranscriptStore(LocalDirectoryStore(store)) if store is not None else None
     llm = LLMActivities(client, registry, transcripts=transcripts, workspace=local)
-    memory = MemoryActivities(client)
+    memory = MemoryActivities(client, transcripts=transcripts)
     tool_activities = ToolActivities(registry, local, background=background, skills=Skills(local))
     return [
         llm.chat,

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         Role,
         SkillSummary,
         SummarizeRequest,
+        SummarizeResult,
         TokenUsage,
         ToolCall,
         ToolKind,
@@ -431,6 +432,7 @@ class AgentWorkflow:
         """Stage 1 (stub old large results), then stage 2 (summary) if still needed."""
         with telemetry.compaction_span(forced=force):
             memory = self._input.memory
+            stored = (self._transcript_ref, self._sent)  # what the store holds of ours
             self._transcript, _ = policy.stub_old_results(
                 self._transcript, memory.keep_recent_turns
             )
@@ -442,15 +444,28 @@ class AgentWorkflow:
                 if middle:
                     model = memory.summary_model or self._input.model
                     self._doing = f"compacting memory ({len(middle)} messages)"
-                    summary = await workflow.execute_activity_method(
-                        MemoryActivities.summarize,
-                        SummarizeRequest(model=model, messages=middle),
-                        summary=f"compaction: {len(middle)} messages",
-                        **_activity_options(self._input.llm_policy),
-                    )
+                    request = policy.summary_request(model, head, middle, *stored)
+                    summary = await self._summarize(request, middle)
                     self._add_usage(model, summary.usage)
                     self._transcript = policy.compacted(head, middle, tail, summary.summary)
             self._compactions += 1
+
+    async def _summarize(self, request: SummarizeRequest, middle: list[Message]) -> SummarizeResult:
+        """The summary stage, by reference when it can be; inline if the store lost it."""
+        options = _activity_options(self._input.llm_policy)
+        summary = f"compaction: {len(middle)} messages"
+        try:
+            return await workflow.execute_activity_method(
+                MemoryActivities.summarize, request, summary=summary, **options
+            )
+        except ActivityError as err:
+            kind = err.cause.type if isinstance(err.cause, ApplicationError) else None
+            if request.transcript_ref is None or kind != LLMErrorType.TRANSCRIPT_NOT_FOUND:
+                raise
+        inline = SummarizeRequest(model=request.model, messages=middle)
+        return await workflow.execute_activity_method(
+            MemoryActivities.summarize, inline, summary=summary, **options
+        )
 
     async def _run_with_approval(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
         gated = {

@@ -19,6 +19,7 @@ from activities.models import (
     Message,
     Role,
     SkillSummary,
+    SummarizeRequest,
     ToolCall,
     ToolResult,
     ToolSpec,
@@ -338,10 +339,17 @@ def context_tokens(reported: int, transcript: list[Message], sent: int) -> int:
     return reported + sum(m.prompt_chars for m in transcript[sent:]) // CHARS_PER_TOKEN
 
 
+# What a message's JSON costs besides its text (field names, ids, nulls), so the carried
+# payload, not only its text, stays under the limit.
+MESSAGE_OVERHEAD_CHARS = 200
+
+
 def carry_too_large(transcript: list[Message], history: HistoryPolicy) -> bool:
     """True when the transcript is too long to carry into the next run as it is."""
     size = sum(
-        len(m.content or "") + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
+        MESSAGE_OVERHEAD_CHARS
+        + len(m.content or "")
+        + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
         for m in transcript
     )
     return size > history.max_carry_chars
@@ -396,6 +404,24 @@ def summary_split(
     """Stage 2's cut: the first message (the task), the middle to summarise, the tail."""
     cut = max(1, recent_start(transcript, keep_turns))
     return transcript[:1], transcript[1:cut], transcript[cut:]
+
+
+def summary_request(
+    model: str,
+    head: list[Message],
+    middle: list[Message],
+    stored_ref: str | None,
+    stored_count: int,
+) -> SummarizeRequest:
+    """The summary stage's input.
+
+    The middle by reference when the store holds all of it (a long conversation must not
+    pass through history again), else inline.
+    """
+    start, end = len(head), len(head) + len(middle)
+    if stored_ref is not None and end <= stored_count:
+        return SummarizeRequest(model=model, transcript_ref=stored_ref, start=start, end=end)
+    return SummarizeRequest(model=model, messages=middle)
 
 
 def compacted(
