@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,7 @@ from temporalio.client import WorkflowHandle
 from tests.conftest import Harness, eventually
 from tests.processes import cli, spawn_worker, worker_env
 from worker.client import start_agent
+from worker.main import agent_worker
 from workflows.models import ActivityPolicy, AgentInput, AgentStatus
 
 CYCLES = 4  # three logging cycles, then _task_finish
@@ -102,3 +104,27 @@ async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
     steps = Counter(r.step for r in harness.requests())
     assert steps[1] == 2 and all(steps[s] == 1 for s in (0, 2, 3))
     assert_each_cycle_once(harness.workspace)
+
+
+async def test_a_worker_without_the_stored_transcript_gets_it_whole(
+    harness: Harness, tmp_path: Path
+) -> None:
+    task = harness.script(logging_script(slow_step=1, delay=1.0))
+    async with harness.worker():
+        handle = await start_agent(
+            harness.client, AgentInput(task=task, model="scripted"), task_queue=harness.task_queue
+        )
+        await eventually(lambda: any(r.step == 1 for r in harness.requests()))
+    # Worker B has its own, empty store: as if it ran on another machine.
+    elsewhere = dataclasses.replace(harness.settings(), store_dir=tmp_path / "other-store")
+    async with agent_worker(harness.client, elsewhere):
+        result = await handle.result()
+
+    assert result.status is AgentStatus.COMPLETED
+    assert_each_cycle_once(harness.workspace)
+    failures = [
+        e.activity_task_failed_event_attributes.failure.message
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    ]
+    assert any("is not in the store" in f for f in failures)  # then resent whole
