@@ -13,7 +13,6 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -25,7 +24,7 @@ from worker.plugin import DuragentPlugin
 from worker.telemetry import Telemetry, agent_span
 from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME, AgentWorkflow
-from workflows.models import AgentInput, AgentResult, AgentStatus
+from workflows.models import AgentInput, AgentResult
 
 DEFAULT_ADDRESS = "localhost:7233"
 
@@ -83,7 +82,7 @@ async def start_agent(
         temporalio.exceptions.WorkflowAlreadyStartedError: An agent with this id already
             ran to its end; ids are not reused, so its result stays readable.
     """
-    attributes = initial_search_attributes(input)
+    attributes = search.at_start(input.model, input.owner)
     agent_id = agent_id or new_agent_id()
     # The trace of the agent starts here: the start request carries this span's context
     # to every run, cycle and activity of the agent.
@@ -120,17 +119,6 @@ async def _start(
         static_summary=input.task[:200],
         search_attributes=attributes,
     )
-
-
-def initial_search_attributes(input: AgentInput) -> TypedSearchAttributes:
-    """Status ``running``, the model and the owner, as the agent starts."""
-    pairs: list[SearchAttributePair[str]] = [
-        SearchAttributePair(search.STATUS, AgentStatus.RUNNING.value),
-        SearchAttributePair(search.MODEL, input.model),
-    ]
-    if input.owner:
-        pairs.append(SearchAttributePair(search.OWNER, input.owner))
-    return TypedSearchAttributes(pairs)
 
 
 async def ensure_search_attributes(client: Client) -> None:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import NoReturn, TypedDict
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -378,7 +378,7 @@ class AgentWorkflow:
             try:
                 return await self._llm_activity(cycle)
             except ActivityError as err:
-                kind = err.cause.type if isinstance(err.cause, ApplicationError) else None
+                kind = _error_type(err)
                 if attempt == 2 or kind not in RECOVERABLE_LLM_ERRORS:
                     raise
                 if kind == LLMErrorType.CONTEXT_LENGTH:
@@ -459,8 +459,10 @@ class AgentWorkflow:
                 MemoryActivities.summarize, request, summary=summary, **options
             )
         except ActivityError as err:
-            kind = err.cause.type if isinstance(err.cause, ApplicationError) else None
-            if request.transcript_ref is None or kind != LLMErrorType.TRANSCRIPT_NOT_FOUND:
+            if (
+                request.transcript_ref is None
+                or _error_type(err) != LLMErrorType.TRANSCRIPT_NOT_FOUND
+            ):
                 raise
         inline = SummarizeRequest(model=request.model, messages=middle)
         return await workflow.execute_activity_method(
@@ -636,15 +638,7 @@ class AgentWorkflow:
         )
 
     def _child_search_attributes(self, input: AgentInput) -> TypedSearchAttributes | None:
-        if not self._searchable:
-            return None
-        pairs = [
-            SearchAttributePair(search.STATUS, AgentStatus.RUNNING.value),
-            SearchAttributePair(search.MODEL, input.model),
-        ]
-        if input.owner:
-            pairs.append(SearchAttributePair(search.OWNER, input.owner))
-        return TypedSearchAttributes(pairs)
+        return search.at_start(input.model, input.owner) if self._searchable else None
 
     async def _tell_parent(self, question: PendingQuestion | None) -> None:
         """A sub-agent cannot ask the user directly: its question waits on the parent."""
@@ -825,6 +819,11 @@ def _activity_options(p: ActivityPolicy) -> _ActivityOptions:
         # subprocess killed, an LLM stream closed) before it reports Canceled.
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }
+
+
+def _error_type(err: ActivityError) -> str | None:
+    """The ``ApplicationError.type`` an activity failed with, if it raised one."""
+    return err.cause.type if isinstance(err.cause, ApplicationError) else None
 
 
 def _cause(err: ActivityError) -> str:
