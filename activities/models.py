@@ -87,6 +87,8 @@ class TokenUsage(BaseModel):
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float = 0.0
+    """What the tokens cost, from the worker's price table (0 for unpriced models)."""
 
     @property
     def total_tokens(self) -> int:
@@ -97,6 +99,7 @@ class TokenUsage(BaseModel):
         return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
         )
 
 

@@ -20,6 +20,9 @@ class AgentStatus(StrEnum):
     RUNNING = "running"
     WAITING_USER = "waiting_user"
     WAITING_APPROVAL = "waiting_approval"
+    WAITING_PROVIDER = "waiting_provider"
+    """The LLM provider keeps failing with retryable errors (an outage, rate limits):
+    the agent waits and retries with backoff, up to ``llm_policy.max_retry_seconds``."""
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -33,6 +36,7 @@ class AgentStatus(StrEnum):
             AgentStatus.RUNNING,
             AgentStatus.WAITING_USER,
             AgentStatus.WAITING_APPROVAL,
+            AgentStatus.WAITING_PROVIDER,
         )
 
 
@@ -306,6 +310,9 @@ class PendingView(BaseModel):
     approvals: list[PendingApproval] = Field(default_factory=list)
     sub_agent_questions: list[PendingQuestion] = Field(default_factory=list)
     """Questions of running sub-agents; answer them with ``reply`` and their id."""
+    sub_agents: list[str] = Field(default_factory=list)
+    """Workflow ids of the sub-agents running now: query their ``pending`` for their
+    approvals (decide those on the sub-agent's own id) and their own sub-agents."""
 
 
 class SubTaskReport(BaseModel):

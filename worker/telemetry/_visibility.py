@@ -33,8 +33,13 @@ from workflows.models import AgentStatus
 
 log = logging.getLogger("duragent.telemetry")
 
-ACTIVE = (AgentStatus.RUNNING, AgentStatus.WAITING_USER, AgentStatus.WAITING_APPROVAL)
-WAITING = (AgentStatus.WAITING_USER, AgentStatus.WAITING_APPROVAL)
+ACTIVE = (
+    AgentStatus.RUNNING,
+    AgentStatus.WAITING_USER,
+    AgentStatus.WAITING_APPROVAL,
+    AgentStatus.WAITING_PROVIDER,
+)
+WAITING = (AgentStatus.WAITING_USER, AgentStatus.WAITING_APPROVAL, AgentStatus.WAITING_PROVIDER)
 MAX_LISTED = 10_000
 """Waiting agents listed per refresh at most."""
 MAX_INSPECTED = 200
