@@ -273,6 +273,13 @@ class SteerInput(BaseModel):
     message: str = Field(min_length=1)
 
 
+class RetryInput(BaseModel):
+    """Argument of the ``retry`` update: an operator tells an agent whose provider
+    retries ran out (``llm_policy.on_exhausted = wait``) to try its LLM call again."""
+
+    reason: str | None = Field(None, max_length=1_000)
+
+
 class TranscriptQuery(BaseModel):
     """Argument of the ``transcript`` query: one page."""
 
