@@ -21,6 +21,7 @@ from activities.errors import (
     llm_error_to_application_error,
 )
 from activities.heartbeat import heartbeating
+from activities.limits import bound_turn
 from activities.models import LLMRequest, LLMResult, Message, Role, TokenUsage, ToolCall
 from activities.store import StoreMiss, TranscriptStore
 from activities.tools.image import image_data_url, image_refs
@@ -67,6 +68,8 @@ class LLMActivities:
                     result = await self._complete(kwargs)
         except openai.OpenAIError as err:
             raise llm_error_to_application_error(err) from err
+        # Bounded before it is stored or returned: an oversize turn could not be recorded.
+        result.message = bound_turn(result.message)
         if self._transcripts is not None and request.system is not None:
             ref = self._transcripts.append(request.base_ref, [*request.messages, result.message])
             result.transcript_ref = ref

@@ -48,6 +48,10 @@ class ToolCall(BaseModel):
     """The tool's name as offered to the model."""
     arguments: str = "{}"
     """Raw JSON arguments as produced by the model."""
+    refused: str | None = None
+    """Set by the LLM activity when the call cannot run as the model sent it (its
+    arguments are over the size bound, see :mod:`activities.limits`): the reason, which
+    the model is told instead of a result. ``arguments`` is then ``{}``."""
 
 
 class Message(BaseModel):
