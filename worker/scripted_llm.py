@@ -65,6 +65,8 @@ Faults
 HTTP surface
     ``POST /v1/chat/completions`` (``stream`` and ``stream_options.include_usage``
     honoured), ``GET /v1/models``, ``POST /_scripts`` (register a script at run time),
+    ``POST /_outage`` (``{"script", "seconds", "status"?}``: every request of that
+    script answers ``status``, default 503, for that long — a provider outage),
     ``GET /_requests`` (the request log), ``GET /healthz``. With an ``api_key``, the
     ``/v1`` endpoints answer 401 ``invalid_api_key`` to any other bearer token; the
     underscore endpoints are for the test harness and take no key. Streams use chunked
@@ -308,6 +310,7 @@ class _ScriptBook:
         self._scripts: list[ScriptSpec] = []
         self._attempts: dict[tuple[str, int], int] = {}
         self._log: list[RecordedRequest] = []
+        self._outages: dict[str, tuple[float, int]] = {}
 
     def add(self, script: Mapping[str, Any]) -> ScriptSpec:
         spec = parse_script(script)
@@ -349,6 +352,15 @@ class _ScriptBook:
     def attempts(self, script: str) -> int:
         with self._lock:
             return sum(n for (name, _), n in self._attempts.items() if name == script)
+
+    def start_outage(self, script: str, seconds: float, status: int) -> None:
+        with self._lock:
+            self._outages[script] = (time.monotonic() + seconds, status)
+
+    def outage_status(self, script: str) -> int | None:
+        with self._lock:
+            until, status = self._outages.get(script, (0.0, 0))
+        return status if time.monotonic() < until else None
 
     def record(self, entry: RecordedRequest) -> None:
         with self._lock:
@@ -594,6 +606,10 @@ def _plan_completion(book: _ScriptBook, body: dict[str, Any]) -> _Plan:
     if script is None:
         reply = _error(400, book.no_match_message(), "no_script")
         return _Plan(reply, RecordedRequest(None, None, None, stream, body, 400))
+    down = book.outage_status(script.name)
+    if down is not None:
+        record = RecordedRequest(script.name, None, None, stream, body, down, fault="outage")
+        return _Plan(_error(down, "The provider is unavailable (scripted outage)."), record)
     messages = body["messages"]
     rule = _matching_rule(script, messages)
     if rule is not None:
@@ -732,6 +748,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_reply(_error(400, "The request body is not a JSON object."))
         elif path == "/_scripts":
             self._register(body)
+        elif path == "/_outage":
+            self._outage(body)
         elif path == "/v1/chat/completions" and self._authorized():
             self._complete(body)
         elif path != "/v1/chat/completions":
@@ -759,6 +777,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_reply(_error(400, str(err), "invalid_script"))
         else:
             self._send_json(200, {"registered": spec.name})
+
+    def _outage(self, body: dict[str, Any]) -> None:
+        script, seconds, status = body.get("script"), body.get("seconds"), body.get("status", 503)
+        if not isinstance(script, str) or not isinstance(seconds, int | float):
+            self._send_reply(_error(400, "an outage needs 'script' and 'seconds'"))
+            return
+        self.server.book.start_outage(script, float(seconds), int(status))
+        self._send_json(200, {"outage": script, "seconds": seconds, "status": status})
 
     def _send_models(self) -> None:
         models = [
@@ -923,6 +949,13 @@ class ScriptedLLMServer:
     def attempts(self, script: str) -> int:
         """How many chat-completions requests the named script has answered (any step)."""
         return self._book.attempts(script)
+
+    def outage(self, script: str, seconds: float, status: int = 503) -> None:
+        """Answer every request of ``script`` with ``status`` for the next ``seconds``.
+
+        A provider outage as agents meet it: time-based, whatever the step or attempt.
+        """
+        self._book.start_outage(script, seconds, status)
 
 
 def _url_host(host: str) -> str:
