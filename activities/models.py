@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 
 class Role(StrEnum):
@@ -75,6 +75,10 @@ class Message(BaseModel):
     """Length of the full content kept in ``artifact``."""
     stubbed: bool = False
     """Compaction moved this result out of the prompt: the model sees only the stub."""
+    reasoning: str | None = None
+    """Set on assistant messages: the model's reasoning (``reasoning_content``), kept in
+    the transcript but sent back only to model families that want it (see
+    :mod:`activities.providers`)."""
 
     @property
     def prompt_chars(self) -> int:
@@ -107,6 +111,27 @@ class TokenUsage(BaseModel):
         )
 
 
+class ModelOptions(BaseModel):
+    """Sampling and provider options of an agent's model; ``None`` leaves a field unset.
+
+    The worker's model-family table supplies defaults (see :mod:`activities.providers`);
+    options given here override them, and ``extra_body`` is merged key by key.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    reasoning_effort: str | None = Field(default=None, min_length=1, max_length=32)
+    """``minimal``, ``low``, ``medium``, ``high`` (or what the provider accepts)."""
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: list[str] | None = Field(default=None, max_length=16)
+    extra_body: dict[str, JsonValue] | None = None
+    """Provider-specific fields added to the request body as they are (e.g. Qwen's
+    ``chat_template_kwargs``, GLM's ``thinking``)."""
+
+
 class LLMRequest(BaseModel):
     """Input of the LLM activity."""
 
@@ -124,7 +149,9 @@ class LLMRequest(BaseModel):
     so the schemas do not travel through history on every cycle."""
     temperature: float | None = None
     stream: bool = True
-    """Stream the response, heartbeating per chunk so cancellation reaches the call."""
+    """Stream the response (the activity heartbeats meanwhile, so cancellation reaches it)."""
+    options: ModelOptions | None = None
+    """The agent's model options; ``temperature`` above, when set, wins over theirs."""
 
 
 class LLMResult(BaseModel):
@@ -137,6 +164,8 @@ class LLMResult(BaseModel):
     """Model name the provider reports having used."""
     transcript_ref: str | None = None
     """The stored transcript including this answer: the next call's ``base_ref``."""
+    attempt: int = 1
+    """The activity attempt that produced this result (1 when the first try succeeded)."""
 
 
 class SummarizeRequest(BaseModel):
@@ -150,6 +179,8 @@ class SummarizeRequest(BaseModel):
     long conversation does not travel through history again."""
     start: int = 0
     end: int = 0
+    options: ModelOptions | None = None
+    """The agent's model options, as for its LLM calls."""
 
 
 class SummarizeResult(BaseModel):
@@ -157,6 +188,8 @@ class SummarizeResult(BaseModel):
 
     summary: str
     usage: TokenUsage = TokenUsage()
+    attempt: int = 1
+    """The activity attempt that produced this summary."""
 
 
 class ToolRequest(BaseModel):
