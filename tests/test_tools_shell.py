@@ -31,6 +31,7 @@ from activities.tools import (
 )
 from activities.tools import shell as shell_module
 from activities.tools.activity import ToolActivities
+from activities.tools.sandbox import ShellSandbox
 from activities.tools.shell import MAX_OUTPUT_CHARS, bash, run_command
 from tests.conftest import eventually
 
@@ -132,15 +133,23 @@ async def test_a_memory_workspace_cannot_run_commands() -> None:
     assert (result.status, result.error_code) == (ToolStatus.ERROR, "unsupported")
 
 
-async def test_secrets_stay_out_of_the_command(
-    tools: ToolActivities, monkeypatch: pytest.MonkeyPatch
+async def test_only_the_allowlist_reaches_the_command(
+    workspace: LocalWorkspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Even without the sandbox, nothing of the worker's environment is inherited:
+    # neither a known key nor a password under a name no list would know.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-do-not-leak")
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp-do-not-leak")
-    monkeypatch.setenv("HARMLESS", "visible")
-    result = await run(tools, "_bash", command="env")
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:do-not-leak@db/app")
+    monkeypatch.setenv("HARMLESS", "not passed either")
+    sandbox = ShellSandbox(passthrough={"DECLARED": "visible"}, lang="en_US.UTF-8")
+    with BackgroundCommands(tmp_path / "bg", sandbox=sandbox) as commands:
+        tools = ToolActivities(ToolRegistry(default_tools()), workspace, background=commands)
+        result = await run(tools, "_bash", command="env")
     assert "do-not-leak" not in result.content
-    assert "HARMLESS=visible" in result.content
+    assert "HARMLESS" not in result.content
+    assert "DECLARED=visible" in result.content
+    assert f"HOME={workspace.root}" in result.content
+    assert "LANG=en_US.UTF-8" in result.content
 
 
 async def test_long_output_keeps_head_and_tail(tools: ToolActivities) -> None:

@@ -1,21 +1,19 @@
-"""Process groups, bounded output and a clean environment for shell commands.
+"""Process groups and bounded output for shell commands.
 
 Every command runs as the leader of its own process group (``start_new_session``), so
 stopping it means signalling the group: the command and everything it started, down
-to grandchildren that outlive their parent.
+to grandchildren that outlive their parent. Inside the bubblewrap sandbox the group
+leader is ``bwrap`` itself: its sandboxed processes stay in its group, and when it is
+killed its PID namespace ends with it, so even a command that left the group stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import time
-from collections.abc import Mapping
 from pathlib import Path
-
-BASH = "/bin/bash"
 
 # SIGTERM first so commands can clean up (temp files, child processes); whatever is
 # still alive after this many seconds gets SIGKILL.
@@ -23,20 +21,6 @@ STOP_GRACE_SECONDS = 2.0
 
 # How often a stopping group is checked; short enough that stopping feels immediate.
 _POLL_SECONDS = 0.05
-
-# Secrets of the worker (the LLM key, Temporal credentials, cloud keys) must never
-# reach a command: its output goes to the model and into the workflow's history.
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
-_SECRET_PREFIXES = ("OPENAI_", "TEMPORAL_", "AWS_", "AZURE_", "GOOGLE_")
-
-
-def command_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment without anything that looks like a secret."""
-    return {
-        name: value
-        for name, value in base.items()
-        if not _SECRET_NAME.search(name) and not name.startswith(_SECRET_PREFIXES)
-    }
 
 
 def group_alive(pgid: int) -> bool:

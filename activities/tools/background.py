@@ -39,14 +39,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from activities.errors import ToolError
 from activities.tools._process import (
-    BASH,
     group_alive,
     read_bounded,
     read_tail,
@@ -54,6 +52,7 @@ from activities.tools._process import (
     stop_group,
     stop_group_blocking,
 )
+from activities.tools.sandbox import ShellSandbox
 
 MAX_OUTPUT_CHARS = 30_000
 """Output of a finished command, head and tail kept."""
@@ -101,9 +100,19 @@ class BackgroundCommands:
             when ``None``.
         max_running: Commands that may run at once; more are refused, so a model in a
             loop cannot fork the worker to death.
+        sandbox: How commands run (bubblewrap or not); foreground ``_bash`` uses the
+            same one. The worker passes the one its settings chose.
     """
 
-    def __init__(self, directory: Path | None = None, *, max_running: int = 16) -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        max_running: int = 16,
+        sandbox: ShellSandbox | None = None,
+    ) -> None:
+        self.sandbox = sandbox or ShellSandbox()
+        """How this worker's shell commands run."""
         self._directory = directory
         self._owns_directory = directory is None
         self._max_running = max_running
@@ -116,16 +125,17 @@ class BackgroundCommands:
         cwd: Path,
         key: str,
         stdin: str | None = None,
-        env: Mapping[str, str] | None = None,
+        root: Path | None = None,
     ) -> BackgroundStatus:
-        """Start a command with ``/bin/bash -c`` in its own process group.
+        """Start a command with ``/bin/bash -c`` in its own process group, sandboxed.
 
         Args:
             command: The command line.
             cwd: Working folder (already checked against the workspace).
             key: The call's idempotency key; the same key returns the same session.
             stdin: Text for standard input; none (``/dev/null``) when ``None``.
-            env: Environment of the command.
+            root: The workspace root, the only tree the sandbox lets the command
+                write (and its ``HOME``); ``cwd`` when ``None``.
 
         Raises:
             ToolError: ``too_many`` when ``max_running`` commands are running.
@@ -142,7 +152,9 @@ class BackgroundCommands:
             )
         folder = self._folder()
         output = folder / f"{session_id}.log"
-        process = _spawn(command, cwd=cwd, output=output, stdin=stdin, env=env)
+        process = _spawn(
+            self.sandbox, command, cwd=cwd, root=root or cwd, output=output, stdin=stdin
+        )
         self._sessions[session_id] = _Session(
             session_id, key, command, process, output, started=time.monotonic()
         )
@@ -253,12 +265,13 @@ class BackgroundCommands:
 
 
 def _spawn(
+    sandbox: ShellSandbox,
     command: str,
     *,
     cwd: Path,
+    root: Path,
     output: Path,
     stdin: str | None,
-    env: Mapping[str, str] | None,
 ) -> subprocess.Popen[bytes]:
     stdin_file = None
     if stdin is not None:
@@ -270,11 +283,12 @@ def _spawn(
         (stdin_file or Path(os.devnull)).open("rb") as source,
     ):
         return subprocess.Popen(
-            [BASH, "-c", command],
+            sandbox.argv(command, root=root, cwd=cwd),
             cwd=cwd,
-            env=env,
+            env=sandbox.environment(root),
             stdin=source,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=sandbox.preexec(),
         )

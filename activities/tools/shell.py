@@ -1,23 +1,24 @@
 """The shell tool, ``_bash``, and the tools that follow its background commands.
 
 A command runs with ``/bin/bash -c`` in a folder of a local workspace, as the leader of
-its own process group, with the worker's environment minus anything that looks like a
-secret. The activity heartbeats while it runs. Whatever way the call ends (the command
-exits, its timeout passes, or the activity is cancelled), the whole process group is
-stopped, SIGTERM then SIGKILL, before the tool returns or re-raises: a finished call
-leaves no process behind. Servers and long jobs run with ``background=True`` instead
-(see :mod:`activities.tools.background`).
+its own process group, inside the worker's sandbox (:mod:`activities.tools.sandbox`:
+bubblewrap, with an allowlist environment, its own process namespace and the
+workspace its only writable tree). The activity heartbeats while it runs. Whatever
+way the call ends (the command exits, its timeout passes, or the activity is
+cancelled), the whole process group is stopped, SIGTERM then SIGKILL, before the tool
+returns or re-raises: a finished call leaves no process behind. Servers and long jobs
+run with ``background=True`` instead (see :mod:`activities.tools.background`).
 
 ``_bash`` is declared with ``approval=dangerous_command``: the workflow asks a person
 before running a command that :func:`~activities.tools.dangerous.is_dangerous_command`
-flags. It runs at most once per call (``max_attempts=1``): a command's side effects
-are not known to be safe to repeat after a worker died mid-way.
+flags; that check is a convenience, the sandbox is the boundary. It runs at most once
+per call (``max_attempts=1``): a command's side effects are not known to be safe to
+repeat after a worker died mid-way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,15 +29,10 @@ from pydantic import BaseModel, Field
 
 from activities.errors import ToolError
 from activities.models import ApprovalMode, ToolStatus
-from activities.tools._process import (
-    BASH,
-    OutputBuffer,
-    command_environment,
-    describe_exit,
-    stop_group,
-)
+from activities.tools._process import OutputBuffer, describe_exit, stop_group
 from activities.tools.background import BackgroundCommands, BackgroundStatus
 from activities.tools.registry import ToolContext, ToolOutput, tool
+from activities.tools.sandbox import ShellSandbox
 from activities.tools.workspace import LocalWorkspace, Workspace
 
 MAX_TIMEOUT_SECONDS = 600
@@ -118,20 +114,22 @@ async def bash(args: BashArgs, ctx: ToolContext) -> str | ToolOutput:
     command is stopped after timeout_seconds, and whatever it leaves running is stopped
     when it returns: start servers and long jobs with background=true.
     """
-    cwd = _working_folder(ctx.workspace, args.cwd)
-    environment = command_environment(os.environ)
+    cwd, root = _working_folder(ctx.workspace, args.cwd)
     if args.background:
         commands = _background(ctx)
         started = commands.start(
-            args.command, cwd=cwd, key=ctx.idempotency_key, stdin=args.stdin, env=environment
+            args.command, cwd=cwd, root=root, key=ctx.idempotency_key, stdin=args.stdin
         )
         return ToolOutput(_started_text(started), status=ToolStatus.RUNNING)
     result = await run_command(
         args.command,
         cwd=cwd,
+        root=root,
         timeout_seconds=args.timeout_seconds,
         stdin=args.stdin,
-        env=environment,
+        # Without background commands there is no sandbox to share: the default
+        # (none) applies. Workers always have them; see worker.main.agent_worker.
+        sandbox=ctx.background.sandbox if ctx.background is not None else ShellSandbox(),
         heartbeat=ctx.heartbeat,
     )
     if result.timed_out:
@@ -180,8 +178,9 @@ async def run_command(
     *,
     cwd: Path,
     timeout_seconds: float,
+    root: Path | None = None,
     stdin: str | None = None,
-    env: dict[str, str] | None = None,
+    sandbox: ShellSandbox | None = None,
     heartbeat: Callable[[], None] = lambda: None,
 ) -> CommandResult:
     """Run a command to its end or its timeout; its whole process group is then stopped.
@@ -193,23 +192,26 @@ async def run_command(
         command: The command line for ``/bin/bash -c``.
         cwd: Working folder.
         timeout_seconds: Seconds before the command is stopped.
+        root: The workspace root, the only tree the sandbox lets the command write
+            (and its ``HOME``); ``cwd`` when ``None``.
         stdin: Text for standard input; ``/dev/null`` when ``None``.
-        env: Environment; the worker's own when ``None``.
+        sandbox: How the command runs; ``none`` (no sandbox) when ``None``.
         heartbeat: Called every few seconds while the command runs.
     """
+    sandbox = sandbox or ShellSandbox()
+    root = root or cwd
     loop = asyncio.get_running_loop()
     output = OutputBuffer(MAX_OUTPUT_CHARS)
     transport, protocol = await loop.subprocess_exec(
         lambda: _CommandProtocol(output),
-        BASH,
-        "-c",
-        command,
+        *sandbox.argv(command, root=root, cwd=cwd),
         cwd=cwd,
-        env=env,
+        env=sandbox.environment(root),
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=sandbox.preexec(),
     )
     try:
         if stdin is not None:
@@ -301,7 +303,8 @@ def _with_exit(output: str, code: int) -> str:
     return f"{text}{'' if text.endswith(chr(10)) else chr(10)}[{describe_exit(code)}]"
 
 
-def _working_folder(workspace: Workspace, cwd: str) -> Path:
+def _working_folder(workspace: Workspace, cwd: str) -> tuple[Path, Path]:
+    """The command's folder and the workspace root."""
     if not isinstance(workspace, LocalWorkspace):
         raise ToolError(
             f"_bash needs a local workspace; this worker's is a {type(workspace).__name__}",
@@ -310,7 +313,7 @@ def _working_folder(workspace: Workspace, cwd: str) -> Path:
     folder = workspace.resolve(cwd)
     if not folder.is_dir():
         raise ToolError(f"no such folder for cwd: {cwd!r}", code="not_found")
-    return folder
+    return folder, workspace.root
 
 
 def _background(ctx: ToolContext) -> BackgroundCommands:
