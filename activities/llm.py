@@ -23,6 +23,7 @@ from activities.errors import (
 from activities.heartbeat import heartbeating
 from activities.limits import bound_turn
 from activities.models import LLMRequest, LLMResult, Message, Role, TokenUsage, ToolCall
+from activities.providers import ModelFamilies, PriceTable, ResolvedModel
 from activities.store import StoreMiss, TranscriptStore
 from activities.tools.image import image_data_url, image_refs
 from activities.tools.registry import ToolRegistry
@@ -38,6 +39,9 @@ class LLMActivities:
         transcripts: Where conversations are kept between calls; without it every
             request must carry its whole transcript.
         workspace: Where large tool outputs and images referenced by the transcript live.
+        families: Per-family defaults and flags (name suffixes, extra body, reasoning);
+            the built-in table when ``None``.
+        prices: What tokens cost, for ``usage.cost_usd``; the built-in table when ``None``.
     """
 
     def __init__(
@@ -47,6 +51,8 @@ class LLMActivities:
         *,
         transcripts: TranscriptStore | None = None,
         workspace: Workspace | None = None,
+        families: ModelFamilies | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         if client.max_retries != 0:
             raise ValueError("build the OpenAI client with max_retries=0: Temporal retries")
@@ -54,13 +60,20 @@ class LLMActivities:
         self._registry = registry
         self._transcripts = transcripts
         self._workspace = workspace
+        self._families = families or ModelFamilies()
+        self._prices = prices or PriceTable()
 
     @activity.defn(name="duragent.llm_chat")
     async def chat(self, request: LLMRequest) -> LLMResult:
         """Rebuild the prompt, send it, return the assistant's turn with token usage."""
         transcript = self._transcript(request)
-        kwargs = self._create_kwargs(request, transcript)
+        model = self._families.resolve(
+            request.model, request.options, temperature=request.temperature
+        )
+        kwargs = self._create_kwargs(request, model, transcript)
         try:
+            # Heartbeats come from a timer, not from each chunk: cheaper per chunk, and a
+            # cancel still reaches a call that waits on a silent socket.
             async with heartbeating():
                 if request.stream:
                     result = await self._stream(kwargs)
@@ -70,6 +83,12 @@ class LLMActivities:
             raise llm_error_to_application_error(err) from err
         # Bounded before it is stored or returned: an oversize turn could not be recorded.
         result.message = bound_turn(result.message)
+        usage = result.usage
+        cost = self._prices.cost(
+            [model.name, result.model], usage.input_tokens, usage.output_tokens
+        )
+        result.usage = usage.model_copy(update={"cost_usd": cost})
+        result.attempt = activity.info().attempt
         if self._transcripts is not None and request.system is not None:
             ref = self._transcripts.append(request.base_ref, [*request.messages, result.message])
             result.transcript_ref = ref
@@ -87,19 +106,21 @@ class LLMActivities:
                 f"transcript {request.base_ref} is not in the store"
             ) from None
 
-    def _create_kwargs(self, request: LLMRequest, transcript: list[Message]) -> dict[str, Any]:
+    def _create_kwargs(
+        self, request: LLMRequest, model: ResolvedModel, transcript: list[Message]
+    ) -> dict[str, Any]:
         system = [Message(role=Role.SYSTEM, content=request.system)] if request.system else []
-        messages = [self._wire(m) for m in (*system, *transcript)]
+        reasoning = model.send_reasoning
+        messages = [self._wire(m, reasoning) for m in (*system, *transcript)]
         messages.extend(self._fresh_images(transcript))
-        kwargs: dict[str, Any] = {"model": request.model, "messages": messages}
+        kwargs = model.request_fields()
+        kwargs["messages"] = messages
         tools = self._registry.schemas(request.tool_names)
         if tools:
             kwargs["tools"] = tools
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
         return kwargs
 
-    def _wire(self, message: Message) -> dict[str, Any]:
+    def _wire(self, message: Message, send_reasoning: bool) -> dict[str, Any]:
         """A message in wire shape, with a large result read back from its artifact."""
         if message.artifact and not message.stubbed and self._workspace is not None:
             try:
@@ -108,7 +129,7 @@ class LLMActivities:
                 activity.logger.warning("artifact %s is gone; sending its stub", message.artifact)
             else:
                 message = message.model_copy(update={"content": full})
-        return to_openai_message(message)
+        return to_openai_message(message, send_reasoning=send_reasoning)
 
     def _fresh_images(self, transcript: list[Message]) -> list[dict[str, Any]]:
         """Images that tools of the last turn attached, as a user message of image parts.
@@ -146,9 +167,15 @@ class LLMActivities:
             for c in choice.message.tool_calls or []
             if c.type == "function"
         ]
+        message = Message(
+            role=Role.ASSISTANT,
+            content=choice.message.content,
+            tool_calls=calls,
+            reasoning=_reasoning_of(choice.message.model_extra) or None,
+        )
         usage = response.usage
         return LLMResult(
-            message=Message(role=Role.ASSISTANT, content=choice.message.content, tool_calls=calls),
+            message=message,
             usage=TokenUsage(
                 input_tokens=usage.prompt_tokens if usage else 0,
                 output_tokens=usage.completion_tokens if usage else 0,
@@ -158,28 +185,63 @@ class LLMActivities:
         )
 
     async def _stream(self, kwargs: dict[str, Any]) -> LLMResult:
-        acc = _StreamAccumulator()
+        acc = StreamAccumulator()
         stream = await self._client.chat.completions.create(
             **kwargs, stream=True, stream_options={"include_usage": True}
         )
         async with stream:
             async for chunk in stream:
-                activity.heartbeat()
                 acc.add(chunk)
         return acc.result()
 
 
+def _reasoning_of(extra: dict[str, Any] | None) -> str:
+    """Reasoning text of a message or delta, or ``""``.
+
+    Servers call it ``reasoning_content`` (DeepSeek, vLLM, Qwen, GLM) or ``reasoning``
+    (OpenRouter, Ollama); neither is in the openai types, so it is an extra field.
+    """
+    if not extra:
+        return ""
+    text = extra.get("reasoning_content") or extra.get("reasoning")
+    return text if isinstance(text, str) else ""
+
+
 @dataclass
-class _StreamAccumulator:
-    """Assembles streamed ``chat.completion.chunk`` deltas into one assistant turn."""
+class _CallSlot:
+    id: str
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StreamAccumulator:
+    """Assembles streamed ``chat.completion.chunk`` deltas into one assistant turn.
+
+    The openai package has its own (``ChatCompletionStreamState``), but as of openai
+    3.52 it raises on tool-call fragments without an ``index``, appends a ``name`` that
+    a server repeats in every delta, and re-validates the whole snapshot on each chunk
+    (about 100 us a chunk against well under 1 us here). So this one follows the same
+    rules for the normal shape, plus what real servers send:
+
+    - a fragment with an ``index`` belongs to that call, unless it brings a new ``id``
+      (some servers reuse index 0 for every call): then a new call starts;
+    - a fragment without an ``index`` continues the last call, unless it brings a new
+      ``id``, or, with no id, a new name after the last call already had arguments;
+    - a ``name`` equal to the call's name so far is a repeat, not a fragment;
+    - ``reasoning_content`` (or ``reasoning``) deltas are kept apart from the content.
+    """
 
     content: list[str] = field(default_factory=list)
-    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    reasoning: list[str] = field(default_factory=list)
+    calls: list[_CallSlot] = field(default_factory=list)
     finish_reason: str | None = None
     model: str = ""
     usage: TokenUsage = field(default_factory=TokenUsage)
+    _by_index: dict[int, _CallSlot] = field(default_factory=dict)
 
     def add(self, chunk: Any) -> None:
+        """Take one chunk (a ``ChatCompletionChunk``)."""
         self.model = chunk.model or self.model
         if chunk.usage is not None:
             self.usage = TokenUsage(
@@ -187,18 +249,54 @@ class _StreamAccumulator:
                 output_tokens=chunk.usage.completion_tokens,
             )
         for choice in chunk.choices:
+            if choice.index:
+                continue  # one choice is asked for; n > 1 is not an agent's turn
             self.finish_reason = choice.finish_reason or self.finish_reason
             delta = choice.delta
             if delta.content:
                 self.content.append(delta.content)
-            for tc in delta.tool_calls or []:
-                slot = self.calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                slot["id"] = tc.id or slot["id"]
-                if tc.function is not None:
-                    slot["name"] += tc.function.name or ""
-                    slot["arguments"] += tc.function.arguments or ""
+            if delta.model_extra:
+                text = _reasoning_of(delta.model_extra)
+                if text:
+                    self.reasoning.append(text)
+            for fragment in delta.tool_calls or ():
+                self._add_call(fragment)
+
+    def _add_call(self, fragment: Any) -> None:
+        function = fragment.function
+        name = (function.name or "") if function is not None else ""
+        slot = self._slot(fragment.index, fragment.id or "", name)
+        if name and name != slot.name:
+            slot.name += name
+        if function is not None and function.arguments:
+            slot.arguments.append(function.arguments)
+
+    def _slot(self, index: int | None, call_id: str, name: str) -> _CallSlot:
+        slot: _CallSlot | None
+        if index is not None:
+            slot = self._by_index.get(index)
+        else:
+            slot = self.calls[-1] if self.calls else None
+        if slot is not None and call_id and slot.id and call_id != slot.id:
+            slot = None  # a new id: a new call
+        elif slot is not None and index is None and not call_id and slot.arguments:
+            if name and name != slot.name:
+                slot = None  # a new name after arguments, with neither index nor id
+        if slot is None:
+            slot = _CallSlot(id=call_id)
+            self.calls.append(slot)
+        elif call_id and not slot.id:
+            slot.id = call_id
+        if index is not None:
+            self._by_index[index] = slot
+        return slot
 
     def result(self) -> LLMResult:
+        """The assembled turn.
+
+        Raises:
+            ApplicationError: The stream ended before a ``finish_reason`` (retryable).
+        """
         if self.finish_reason is None:
             # The stream closed before the model said it was done: a dropped connection.
             # Retrying gives a whole answer; acting on half of one would not.
@@ -207,12 +305,19 @@ class _StreamAccumulator:
                 type=LLMErrorType.BAD_RESPONSE,
             )
         calls = [
-            ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"] or "{}")
-            for _, s in sorted(self.calls.items())
+            ToolCall(
+                id=s.id or f"call_{n}",
+                name=s.name,
+                arguments="".join(s.arguments) or "{}",
+            )
+            for n, s in enumerate(self.calls)
         ]
         return LLMResult(
             message=Message(
-                role=Role.ASSISTANT, content="".join(self.content) or None, tool_calls=calls
+                role=Role.ASSISTANT,
+                content="".join(self.content) or None,
+                tool_calls=calls,
+                reasoning="".join(self.reasoning) or None,
             ),
             usage=self.usage,
             finish_reason=self.finish_reason,
@@ -220,9 +325,17 @@ class _StreamAccumulator:
         )
 
 
-def to_openai_message(message: Message) -> dict[str, Any]:
-    """A transcript message in the Chat Completions wire shape."""
+def to_openai_message(message: Message, *, send_reasoning: bool = False) -> dict[str, Any]:
+    """A transcript message in the Chat Completions wire shape.
+
+    Args:
+        message: The transcript message.
+        send_reasoning: Include an assistant's reasoning as ``reasoning_content`` (only
+            for families that want it back; others reject or ignore it).
+    """
     out: dict[str, Any] = {"role": message.role.value, "content": message.content}
+    if send_reasoning and message.reasoning:
+        out["reasoning_content"] = message.reasoning
     if message.tool_calls:
         out["tool_calls"] = [
             {

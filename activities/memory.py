@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import LLMErrorType, llm_error_to_application_error
 from activities.heartbeat import heartbeating
 from activities.models import Message, Role, SummarizeRequest, SummarizeResult, TokenUsage
+from activities.providers import ModelFamilies, PriceTable
 from activities.store import StoreMiss, TranscriptStore
 
 SUMMARY_SYSTEM = (
@@ -32,11 +33,27 @@ MAX_MESSAGE_CHARS = 4_000
 
 
 class MemoryActivities:
-    """Compaction with an injected OpenAI-compatible client (``max_retries=0``)."""
+    """Compaction with an injected OpenAI-compatible client (``max_retries=0``).
 
-    def __init__(self, client: AsyncOpenAI, *, transcripts: TranscriptStore | None = None) -> None:
+    Args:
+        client: The OpenAI-compatible client.
+        transcripts: Where the conversations referenced by requests are kept.
+        families: Per-family defaults, applied as for the agent's own calls.
+        prices: What tokens cost, for ``usage.cost_usd``.
+    """
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        *,
+        transcripts: TranscriptStore | None = None,
+        families: ModelFamilies | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
         self._client = client
         self._transcripts = transcripts
+        self._families = families or ModelFamilies()
+        self._prices = prices or PriceTable()
 
     def _messages(self, request: SummarizeRequest) -> list[Message]:
         if request.transcript_ref is None:
@@ -52,10 +69,11 @@ class MemoryActivities:
     async def summarize(self, request: SummarizeRequest) -> SummarizeResult:
         """Ask the model for a structured summary of the messages."""
         conversation = "\n\n".join(render(m) for m in self._messages(request))
+        model = self._families.resolve(request.model, request.options)
         try:
             async with heartbeating():
                 response = await self._client.chat.completions.create(
-                    model=request.model,
+                    **model.request_fields(),
                     messages=[
                         {"role": "system", "content": SUMMARY_SYSTEM},
                         {"role": "user", "content": conversation},
@@ -65,12 +83,16 @@ class MemoryActivities:
             raise llm_error_to_application_error(err) from err
         usage = response.usage
         text = response.choices[0].message.content if response.choices else None
+        tokens_in = usage.prompt_tokens if usage else 0
+        tokens_out = usage.completion_tokens if usage else 0
         return SummarizeResult(
             summary=(text or "").strip() or "(the model returned an empty summary)",
             usage=TokenUsage(
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                cost_usd=self._prices.cost([model.name, response.model], tokens_in, tokens_out),
             ),
+            attempt=activity.info().attempt,
         )
 
 

@@ -40,6 +40,17 @@ A step
     are tool calls, else ``stop``), ``delay_seconds`` (sleep before every answer of this
     step) and ``model`` (the model name reported; default: the requested one).
 
+Stream shapes
+    Real servers stream differently; a step can answer the way they do. ``reasoning``
+    (text) is sent as ``reasoning_content`` deltas before the content (or in the
+    message, when not streaming); ``reasoning_field: "reasoning"`` names it as
+    OpenRouter and Ollama do. ``stream_tool_calls`` shapes the tool-call deltas:
+    ``"indexed"`` (default, as OpenAI: id and name first, then argument pieces, each
+    with its ``index``), ``"no_index"`` (the same pieces without ``index``),
+    ``"whole_no_index"`` (each call whole in one delta, without ``index``),
+    ``"repeat_name"`` (id and name repeated in every delta) and ``"reused_index"``
+    (every call at index 0, told apart by its id).
+
 Rules
     ``rules`` (optional) are checked before the index: ``{"when_last": "<regex>",
     "step": {...}}``; the first rule whose pattern is found in the text of the request's
@@ -197,6 +208,7 @@ class FaultSpec(_Spec):
 
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+ToolCallShape = Literal["indexed", "no_index", "whole_no_index", "repeat_name", "reused_index"]
 
 
 class StepSpec(_Spec):
@@ -209,6 +221,11 @@ class StepSpec(_Spec):
     delay_seconds: float | None = Field(default=None, ge=0)
     model: str | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
+    reasoning: str | None = None
+    """The model's reasoning, sent apart from the content (see "Stream shapes")."""
+    reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
+    stream_tool_calls: ToolCallShape = "indexed"
+    """How tool calls are cut into stream deltas (see "Stream shapes")."""
 
     @model_validator(mode="after")
     def _says_something(self) -> Self:
@@ -477,6 +494,9 @@ class _Answer:
     tool_calls: tuple[dict[str, Any], ...]
     finish_reason: str
     usage: dict[str, int]
+    reasoning: str | None = None
+    reasoning_field: str = "reasoning_content"
+    tool_call_shape: ToolCallShape = "indexed"
 
 
 def _answer(spec: StepSpec, step: int, attempt: int, body: Mapping[str, Any]) -> _Answer:
@@ -491,6 +511,9 @@ def _answer(spec: StepSpec, step: int, attempt: int, body: Mapping[str, Any]) ->
         tool_calls=tool_calls,
         finish_reason=spec.finish_reason or ("tool_calls" if tool_calls else "stop"),
         usage=_usage(spec.usage, _estimate_prompt_tokens(body), max(1, completion_chars // 4)),
+        reasoning=spec.reasoning,
+        reasoning_field=spec.reasoning_field,
+        tool_call_shape=spec.stream_tool_calls,
     )
 
 
@@ -520,6 +543,8 @@ def _usage(given: UsageSpec | None, prompt: int, completion: int) -> dict[str, i
 
 def _completion(answer: _Answer) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": answer.content, "refusal": None}
+    if answer.reasoning is not None:
+        message[answer.reasoning_field] = answer.reasoning
     if answer.tool_calls:
         message["tool_calls"] = list(answer.tool_calls)
     return {
@@ -547,22 +572,31 @@ def _pieces(text: str) -> list[str]:
 def _deltas(answer: _Answer) -> Iterable[dict[str, Any]]:
     """The ``delta`` objects of a stream, before the one that carries ``finish_reason``."""
     yield {"role": "assistant", "content": "", "refusal": None}
+    for piece in _pieces(answer.reasoning or ""):
+        yield {answer.reasoning_field: piece}
     for piece in _pieces(answer.content or ""):
         yield {"content": piece}
     for index, call in enumerate(answer.tool_calls):
-        function = call["function"]
-        yield {
-            "tool_calls": [
-                {
-                    "index": index,
-                    "id": call["id"],
-                    "type": "function",
-                    "function": {"name": function["name"], "arguments": ""},
-                }
-            ]
-        }
-        for piece in _pieces(function["arguments"]):
-            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+        for fragment in _call_fragments(call, answer.tool_call_shape):
+            if answer.tool_call_shape in ("indexed", "repeat_name"):
+                fragment["index"] = index
+            elif answer.tool_call_shape == "reused_index":
+                fragment["index"] = 0
+            yield {"tool_calls": [fragment]}
+
+
+def _call_fragments(call: dict[str, Any], shape: ToolCallShape) -> list[dict[str, Any]]:
+    """One tool call as stream fragments, without their ``index``."""
+    function = call["function"]
+    name, arguments = function["name"], function["arguments"]
+    head = {"id": call["id"], "type": "function"}
+    if shape == "whole_no_index":
+        return [{**head, "function": {"name": name, "arguments": arguments}}]
+    pieces = _pieces(arguments)
+    if shape == "repeat_name":
+        return [{**head, "function": {"name": name, "arguments": p}} for p in pieces or [""]]
+    first = {**head, "function": {"name": name, "arguments": ""}}
+    return [first, *({"function": {"arguments": p}} for p in pieces)]
 
 
 def _stream(answer: _Answer, include_usage: bool, truncate: bool) -> _StreamReply:
