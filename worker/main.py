@@ -58,6 +58,8 @@ def build_worker(
         tools=tools,
         background=background,
         store=settings.store_dir,
+        families=settings.model_families,
+        prices=settings.prices,
     )
     # A client made by ``worker.client.connect`` carries the plugin already, and the
     # worker inherits it; a plugin given twice would register the workflow twice.

@@ -16,6 +16,7 @@ from temporalio.plugin import SimplePlugin
 
 from activities.llm import LLMActivities
 from activities.memory import MemoryActivities
+from activities.providers import ModelFamilies, PriceTable
 from activities.store import LocalDirectoryStore, TranscriptStore
 from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
 from activities.tools.activity import ToolActivities
@@ -60,6 +61,8 @@ def worker_activities(
     tools: Sequence[Tool[Any]] | None = None,
     background: BackgroundCommands | None = None,
     store: Path | None = None,
+    families: ModelFamilies | None = None,
+    prices: PriceTable | None = None,
 ) -> list[Callable[..., Any]]:
     """Build the activity objects once and return their activity methods.
 
@@ -71,13 +74,17 @@ def worker_activities(
             background mode answers ``unsupported``.
         store: Directory of the transcript store, shared by the workers of a machine;
             without it every LLM call carries its whole transcript.
+        families: Model-family defaults (the built-in table when ``None``).
+        prices: The price table for ``usage.cost_usd`` (the built-in one when ``None``).
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
     workspace.mkdir(parents=True, exist_ok=True)
     local = LocalWorkspace(workspace)
     transcripts = TranscriptStore(LocalDirectoryStore(store)) if store is not None else None
-    llm = LLMActivities(client, registry, transcripts=transcripts, workspace=local)
-    memory = MemoryActivities(client, transcripts=transcripts)
+    llm = LLMActivities(
+        client, registry, transcripts=transcripts, workspace=local, families=families, prices=prices
+    )
+    memory = MemoryActivities(client, transcripts=transcripts, families=families, prices=prices)
     tool_activities = ToolActivities(registry, local, background=background, skills=Skills(local))
     return [
         llm.chat,

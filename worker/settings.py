@@ -5,9 +5,12 @@ Nothing below the entry point reads ``os.environ``: settings are passed down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from activities.providers import ModelFamilies, PriceTable
 
 DEFAULT_TASK_QUEUE = "duragent"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -56,6 +59,11 @@ class Settings:
     max_cached_workflows: int = 1000
     """``DURAGENT_MAX_CACHED_WORKFLOWS``: agents kept in worker memory between tasks; a
     waiting agent beyond it is evicted and resumed later by replay."""
+    model_families: ModelFamilies = field(default_factory=ModelFamilies, repr=False)
+    """``DURAGENT_MODEL_FAMILIES``: a JSON/YAML file of family rules applied after the
+    built-in ones (see :mod:`activities.providers`)."""
+    prices: PriceTable = field(default_factory=PriceTable, repr=False)
+    """``DURAGENT_PRICES``: a JSON/YAML file of prices tried before the built-in ones."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -74,7 +82,20 @@ class Settings:
             owner=env.get("DURAGENT_OWNER") or env.get("USER") or None,
             max_cached_workflows=_int(env, "DURAGENT_MAX_CACHED_WORKFLOWS", 1000, minimum=0),
             store_dir=Path(env.get("DURAGENT_STORE_DIR") or _cache_dir(env) / "store"),
+            model_families=_table(env, "DURAGENT_MODEL_FAMILIES", ModelFamilies.load),
+            prices=_table(env, "DURAGENT_PRICES", PriceTable.load),
         )
+
+
+_T = TypeVar("_T")
+
+
+def _table(env: Mapping[str, str], name: str, load: Callable[[str | None], _T]) -> _T:
+    path = env.get(name, "").strip() or None
+    try:
+        return load(path)
+    except ValueError as err:
+        raise SettingsError(f"{name}: {err}") from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
