@@ -3,7 +3,9 @@
 Every mistake a user can make (no server, unknown id, a bad flag value, a rejected
 reply) ends in one line on stderr and a non-zero exit, never a traceback. Exit codes:
 0 success, 1 the agent did not complete (failed, max cycles, cancelled, still running),
-2 a usage or environment error. The commands themselves are in :mod:`worker.commands`.
+2 a usage or environment error, 141 the reader of the output went away (``| head``).
+The commands themselves are in :mod:`worker.commands` and :mod:`worker.inspection`;
+what arguments they accept, in :mod:`worker.cli_args`.
 """
 
 from __future__ import annotations
@@ -13,18 +15,48 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from worker.client import TemporalUnavailable, connect, is_not_found
+from worker import cli_args as arg
+from worker.client import TemporalUnavailable, agent_handle, connect, is_not_found
 from worker.commands import COMMANDS, EXIT_USAGE, UserError
+from worker.inspection import LS_STATUSES, recorded_status
 from worker.settings import Settings, SettingsError
 from worker.telemetry import Telemetry, TelemetrySettings, TelemetrySettingsError
 from workflows import search_attributes as search
-from workflows.models import AgentStatus
+
+EXIT_BROKEN_PIPE = 141
+"""As a shell reports a process killed by SIGPIPE: whoever read the output left."""
+
+EXAMPLES = {
+    "worker": "DURAGENT_TASK_QUEUE=duragent duragent worker",
+    "run": 'duragent run "Summarise the files in the workspace" --wait\n'
+    "  duragent run --task-file task.md --id report-42 --tools _read_file,_write_file\n"
+    "  git diff | duragent run - --wait",
+    "result": "duragent result agent-3f2a1b --wait --json",
+    "status": "duragent status agent-3f2a1b",
+    "pending": "duragent pending agent-3f2a1b --json",
+    "transcript": "duragent transcript agent-3f2a1b --offset 50 --limit 20",
+    "usage": "duragent usage agent-3f2a1b --json",
+    "todos": "duragent todos agent-3f2a1b",
+    "watch": "duragent watch agent-3f2a1b",
+    "trace": "duragent trace agent-3f2a1b",
+    "ls": "duragent ls --status waiting_user --owner alice | head",
+    "reply": 'duragent reply agent-3f2a1b --question-id call_Q1 "blue"',
+    "approve": "duragent approve agent-3f2a1b call_7 --fingerprint 9c1e…",
+    "reject": 'duragent reject agent-3f2a1b call_7 --message "not on production"',
+    "edit": 'duragent edit agent-3f2a1b call_7 \'{"path": "a.txt", "content": "A"}\'',
+    "retry": 'duragent retry agent-3f2a1b --reason "provider is back"',
+    "say": 'duragent say agent-3f2a1b "use metric units"',
+    "cancel": 'duragent cancel agent-3f2a1b --reason "not needed any more" --wait',
+    "server": "duragent server --port 7233 --db-file .duragent/temporal.db",
+    "demo": "duragent demo",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,27 +66,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"duragent: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in each option's help (when there is one worth showing); examples as written."""
 
-    return parse
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or isinstance(action, argparse._VersionAction):
+            return action.help
+        return super()._get_help_string(action)
 
 
-_positive, _not_negative = _at_least(1), _at_least(0)
+def _version() -> str:
+    try:
+        return version("duragent")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = _Parser(prog="duragent", description="Durable LLM agents on Temporal.")
+    parser = _Parser(
+        prog="duragent",
+        description="Durable LLM agents on Temporal.",
+        epilog="`duragent COMMAND --help` shows a command's options and an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"duragent {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("worker", help="run a worker (until SIGTERM/SIGINT)")
+    _command(sub, "worker", "run a worker (until SIGTERM/SIGINT)")
     _add_run(sub)
     _add_inspection(sub)
     _add_human_in_the_loop(sub)
@@ -62,15 +99,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(sub: argparse._SubParsersAction[_Parser], name: str, text: str) -> _Parser:
+    return sub.add_parser(
+        name,
+        help=text,
+        description=text[0].upper() + text[1:] + ".",
+        epilog=f"example:\n  {EXAMPLES[name]}",
+        formatter_class=_HelpFormatter,
+    )
+
+
+def _add_agent_id(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("agent_id", type=arg.agent_id, help="the agent's id (its workflow id)")
+
+
 def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
-    run = sub.add_parser("run", help="start an agent; prints its id")
-    run.add_argument("task", help="what the agent should do")
-    run.add_argument("--id", dest="agent_id", help="agent id (default: generated)")
-    run.add_argument("--model", help="model name (default: DURAGENT_MODEL)")
-    run.add_argument("--max-cycles", type=_positive, default=50, help="LLM calls at most")
-    run.add_argument("--system-prompt", help="agent definition (default: built in)")
-    run.add_argument("--tools", help="comma-separated tool names to offer (default: all)")
-    run.add_argument("--owner", help="who the agent is for (default: DURAGENT_OWNER or USER)")
+    run = _command(sub, "run", "start an agent; prints its id")
+    run.add_argument(
+        "task", nargs="?", help="what the agent should do; `-` reads it from standard input"
+    )
+    run.add_argument("--task-file", metavar="PATH", help="read the task from a file (`-`: stdin)")
+    run.add_argument("--id", dest="agent_id", type=arg.agent_id, help="agent id (default: new)")
+    run.add_argument("--model", type=arg.name("--model"), help="model (default: DURAGENT_MODEL)")
+    run.add_argument("--max-cycles", type=arg.whole_number(1), default=50, help="LLM calls at most")
+    run.add_argument(
+        "--system-prompt",
+        type=arg.text("--system-prompt"),
+        help="agent definition (default: built in)",
+    )
+    run.add_argument(
+        "--tools", type=arg.tool_names, help="comma-separated tool names to offer (default: all)"
+    )
+    run.add_argument(
+        "--owner", type=arg.name("--owner"), help="who it is for (default: DURAGENT_OWNER or USER)"
+    )
     run.add_argument("--wait", action="store_true", help="wait and print the result")
 
 
@@ -78,64 +140,99 @@ def _add_inspection(sub: argparse._SubParsersAction[_Parser]) -> None:
     for name, text in (
         ("result", "print an agent's result"),
         ("status", "print an agent's status"),
-        ("pending", "print the pending question and approvals"),
+        ("pending", "print what an agent and its sub-agents wait on, and the commands that act"),
         ("transcript", "print a page of an agent's transcript"),
+        ("usage", "print an agent's token usage, cycles and calls"),
+        ("todos", "print an agent's todo list"),
         ("watch", "follow an agent live until it ends"),
         ("trace", "print an agent's run as a tree: cycles, LLM and tool calls"),
     ):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("agent_id")
-        if name in ("result", "status", "pending", "transcript"):
+        cmd = _command(sub, name, text)
+        _add_agent_id(cmd)
+        if name != "watch":
             cmd.add_argument("--json", action="store_true", help="print JSON")
     result = sub.choices["result"]
     result.add_argument("--wait", action="store_true", help="wait until the agent ends")
     transcript = sub.choices["transcript"]
-    transcript.add_argument("--offset", type=_not_negative, default=0)
-    transcript.add_argument("--limit", type=_positive, default=50)
-    ls = sub.add_parser("ls", help="list agents from Temporal visibility")
-    ls.add_argument("--status", choices=[s.value for s in AgentStatus])
-    ls.add_argument("--owner")
-    ls.add_argument("--limit", type=_positive, default=50)
+    transcript.add_argument(
+        "--offset", type=arg.whole_number(0), default=0, help="first message of the page"
+    )
+    transcript.add_argument(
+        "--limit", type=arg.whole_number(1, 500), default=50, help="messages in the page (≤ 500)"
+    )
+    ls = _command(sub, "ls", "list agents from Temporal visibility, one row per agent")
+    ls.add_argument("--status", choices=LS_STATUSES, help="only agents in this status")
+    ls.add_argument("--owner", type=arg.name("--owner"), help="only this owner's agents")
+    ls.add_argument("--limit", type=arg.whole_number(1, 10_000), default=50, help="rows at most")
+    ls.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_human_in_the_loop(sub: argparse._SubParsersAction[_Parser]) -> None:
-    reply = sub.add_parser("reply", help="answer an agent's pending question")
-    reply.add_argument("agent_id")
-    reply.add_argument("answer", nargs="+", help="the answer (several for a multiple choice)")
-    reply.add_argument("--question-id", help="the question answered (rejects stale replies)")
+    reply = _command(sub, "reply", "answer an agent's pending question")
+    _add_agent_id(reply)
+    reply.add_argument(
+        "answer", nargs="+", type=arg.text("the answer"), help="several for a multiple choice"
+    )
+    reply.add_argument(
+        "--question-id",
+        type=arg.name("--question-id"),
+        help="the question answered (default: the only one pending); a stale one is refused",
+    )
     for name, text in (
         ("approve", "approve a pending tool call"),
         ("reject", "reject a pending tool call"),
         ("edit", "run a pending tool call with new arguments"),
     ):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("agent_id")
-        cmd.add_argument("call_id", help="the tool call id (see `duragent pending`)")
+        cmd = _command(sub, name, text)
+        _add_agent_id(cmd)
+        cmd.add_argument(
+            "call_id", type=arg.name("the call id"), help="the tool call id (`duragent pending`)"
+        )
         if name == "edit":
-            cmd.add_argument("arguments", help="new arguments as a JSON object")
+            cmd.add_argument("arguments", type=arg.json_object, help="new arguments, a JSON object")
         if name == "reject":
-            cmd.add_argument("--message", help="what the model is told")
-        cmd.add_argument("--fingerprint", help="refuse if the arguments changed")
-    say = sub.add_parser("say", help="send the agent a message for its next cycle")
-    say.add_argument("agent_id")
-    say.add_argument("message")
-    cancel = sub.add_parser("cancel", help="cancel an agent")
-    cancel.add_argument("agent_id")
-    cancel.add_argument("--reason", help="kept with the run and shown by `status`")
+            cmd.add_argument("--message", type=arg.text("--message"), help="what the model is told")
+        cmd.add_argument(
+            "--fingerprint", type=arg.name("--fingerprint"), help="refuse if the arguments changed"
+        )
+    retry = _command(sub, "retry", "make an agent waiting on its provider try again")
+    _add_agent_id(retry)
+    retry.add_argument(
+        "--reason", type=arg.text("--reason", max_bytes=1_000), help="kept in history"
+    )
+    say = _command(sub, "say", "send the agent a message for its next cycle")
+    _add_agent_id(say)
+    say.add_argument("message", type=arg.text("the message"), help="what the agent reads")
+    cancel = _command(sub, "cancel", "cancel an agent")
+    _add_agent_id(cancel)
+    cancel.add_argument("--reason", type=arg.text("--reason"), help="kept, shown by `status`")
     cancel.add_argument("--wait", action="store_true", help="wait until it has stopped")
 
 
 def _add_local(sub: argparse._SubParsersAction[_Parser]) -> None:
-    server = sub.add_parser("server", help="run a local Temporal dev server")
-    server.add_argument("--port", type=_positive, default=7233)
-    server.add_argument("--ui-port", type=_positive, default=8233)
-    server.add_argument("--db-file", default=".duragent/temporal.db")
-    sub.add_parser("demo", help="run the demo agent on an embedded server")
+    server = _command(sub, "server", "run a local Temporal dev server")
+    server.add_argument("--port", type=arg.whole_number(1, 65_535), default=7233, help="gRPC port")
+    server.add_argument(
+        "--ui-port", type=arg.whole_number(1, 65_535), default=8233, help="web UI port"
+    )
+    server.add_argument("--db-file", default=".duragent/temporal.db", help="SQLite file")
+    _command(sub, "demo", "run the demo agent on an embedded server")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and check the arguments; the task of ``run`` is read here, before connecting."""
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        try:
+            args.task = arg.read_task(args.task, args.task_file)
+        except argparse.ArgumentTypeError as err:
+            parser.error(str(err))
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``duragent`` command."""
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # The SDK logs each failed activity attempt at WARNING with a traceback, and the HTTP
     # client each request; the CLI reports outcomes itself.
@@ -150,8 +247,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, SettingsError, TelemetrySettingsError, TemporalUnavailable) as err:
         print(f"duragent: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    # Whatever is still buffered for stdout can go nowhere; point it at /dev/null so
+    # the final flush does not raise again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def _local(args: argparse.Namespace) -> int:
@@ -178,12 +286,24 @@ async def _dispatch(
         client: Client = await connect(os.environ, telemetry=telemetry)
         return await COMMANDS[args.command](client, args, settings)
     except RPCError as err:
-        if is_not_found(err) and hasattr(args, "agent_id"):
-            raise UserError(f"no agent with id {args.agent_id!r}") from err
+        if is_not_found(err) and getattr(args, "agent_id", None):
+            raise UserError(await _why_not_found(client, args.agent_id, args.command)) from err
         raise UserError(f"Temporal refused the request: {err.message}") from err
     finally:
         # The last spans leave before the process does (the entry point skips atexit).
         await asyncio.to_thread(telemetry.shutdown)
+
+
+async def _why_not_found(client: Client, agent_id: str, command: str) -> str:
+    """No agent with this id, or one that has ended and takes no more input."""
+    try:
+        description = await agent_handle(client, agent_id).describe()
+    except RPCError:
+        return f"no agent with id {agent_id!r}"
+    return (
+        f"agent {agent_id!r} has ended ({recorded_status(description)}); it takes no more "
+        f"input (`{command}`); see `duragent result {agent_id}`"
+    )
 
 
 def entry_point() -> NoReturn:
@@ -194,8 +314,11 @@ def entry_point() -> NoReturn:
     a non-zero status. Everything worth keeping is flushed first; then ``os._exit``.
     """
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            code = code or EXIT_BROKEN_PIPE
     logging.shutdown()
     os._exit(code)
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 
 from opentelemetry import trace
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -24,9 +27,18 @@ from worker.plugin import DuragentPlugin
 from worker.telemetry import Telemetry, agent_span
 from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME, AgentWorkflow
-from workflows.models import AgentInput, AgentResult
+from workflows.models import AgentInput, AgentResult, AgentStatus
 
 DEFAULT_ADDRESS = "localhost:7233"
+CLOSED_STATUS = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
+}
+"""How an agent whose run was closed by Temporal itself is shown."""
 
 
 class TemporalUnavailable(ConnectionError):
@@ -50,14 +62,24 @@ async def connect(
     workers made from the client inherit both.
 
     Raises:
-        TemporalUnavailable: Nothing answers at the address.
+        TemporalUnavailable: Nothing answers at the address, or it is no address.
     """
-    config = ClientConfig.load_client_connect_config(override_env_vars=dict(env))
+    try:
+        config = ClientConfig.load_client_connect_config(override_env_vars=dict(env))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise TemporalUnavailable(
+            f"cannot read Temporal's client configuration: {_first_line(err)}"
+        ) from err
     config.setdefault("target_host", DEFAULT_ADDRESS)
     plugins = [plugin or DuragentPlugin(), *(telemetry.plugins() if telemetry else [])]
     runtime = telemetry.runtime if telemetry else None
     try:
         return await Client.connect(**config, plugins=plugins, runtime=runtime)
+    except ValueError as err:  # the address does not parse
+        raise TemporalUnavailable(
+            f"TEMPORAL_ADDRESS {config['target_host']!r} is not a Temporal address "
+            f"({_first_line(err)}); expected host:port, e.g. {DEFAULT_ADDRESS}"
+        ) from err
     except RuntimeError as err:
         raise TemporalUnavailable(
             f"cannot reach Temporal at {config['target_host']} ({_first_line(err)}); "
@@ -142,6 +164,44 @@ def agent_handle(client: Client, agent_id: str) -> WorkflowHandle[AgentWorkflow,
     return client.get_workflow_handle_for(AgentWorkflow.run, agent_id)
 
 
+def shown_status(execution: WorkflowExecutionStatus | None, recorded: str | None) -> str:
+    """An agent's status for people: what the agent recorded, unless Temporal closed it.
+
+    A run that was terminated or timed out never updated its own status (its search
+    attribute and its ``status`` query still say, e.g., ``waiting_user``): then the
+    execution's status is the truth.
+
+    Args:
+        execution: The run's execution status (``None``: unknown).
+        recorded: The status the agent recorded (search attribute or query).
+    """
+    if execution is None or execution is WorkflowExecutionStatus.RUNNING:
+        return recorded or "running"
+    try:
+        if recorded is not None and AgentStatus(recorded).is_final:
+            return recorded
+    except ValueError:
+        pass
+    return CLOSED_STATUS.get(execution, execution.name.lower())
+
+
+async def workflow_pollers(client: Client, task_queue: str) -> int:
+    """How many workers polled ``task_queue`` for workflow tasks recently.
+
+    Temporal lists a poller for a few minutes after its last poll, so a worker that
+    just died may still count; none means no worker has been there lately.
+    """
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        ),
+        timeout=timedelta(seconds=10),
+    )
+    return len(response.pollers)
+
+
 def is_not_found(err: BaseException) -> bool:
     """True when an RPC error says the workflow does not exist."""
     return isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND
@@ -151,4 +211,12 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-__all__ = ["WORKFLOW_NAME", "TemporalUnavailable", "agent_handle", "connect", "start_agent"]
+__all__ = [
+    "WORKFLOW_NAME",
+    "TemporalUnavailable",
+    "agent_handle",
+    "connect",
+    "shown_status",
+    "start_agent",
+    "workflow_pollers",
+]

@@ -24,11 +24,11 @@ def result_lines(result: AgentResult) -> str:
     return "\n".join(lines)
 
 
-def status_lines(agent_id: str, view: AgentView) -> str:
-    """The ``status`` query, for a person."""
+def status_lines(agent_id: str, view: AgentView, *, status: str | None = None) -> str:
+    """The ``status`` query, for a person; ``status`` overrides the one it recorded."""
     lines = [
         f"agent:   {agent_id}",
-        f"status:  {view.status.value}",
+        f"status:  {status or view.status.value}",
         f"model:   {view.model}",
         f"cycle:   {view.cycle}",
         f"tokens:  {view.usage.input_tokens} in / {view.usage.output_tokens} out",

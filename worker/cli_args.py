@@ -1,0 +1,206 @@
+"""What the ``duragent`` command accepts as arguments, checked before anything connects.
+
+Each checker is an argparse ``type=``: a bad value becomes the parser's one-line usage
+error (exit code 2), so a mistake is reported the same way with or without a server.
+The bounds keep what a command sends far below Temporal's 2 MB payload limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+from activities.tools import default_tools
+from activities.tools.control import COMPRESS_MEMORY, SUB_TASK_TOOLS
+
+MAX_ID_CHARS = 1_000
+"""Temporal's default limit on a workflow id."""
+MAX_TASK_BYTES = 1_000_000
+"""A task, however it is given (argument, ``--task-file``, standard input)."""
+MAX_TEXT_BYTES = 100_000
+"""A message, an answer, a reason, a system prompt, edited arguments."""
+MAX_NAME_CHARS = 200
+"""A model, an owner, a question or call id, a fingerprint."""
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""What OpenAI-compatible providers accept as a function name."""
+BUILT_IN_TOOLS = frozenset([t.name for t in default_tools()] + [COMPRESS_MEMORY, *SUB_TASK_TOOLS])
+STDIN = "-"
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """A whole number in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {_shown(text)}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def agent_id(text: str) -> str:
+    """An agent (workflow) id: printable, not blank, no surrounding spaces."""
+    text = _utf8(text, "the agent id")
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the agent id must not be empty")
+    if text != text.strip():
+        raise argparse.ArgumentTypeError(
+            f"the agent id {_shown(text)} must not start or end with spaces"
+        )
+    if len(text) > MAX_ID_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"the agent id is {len(text)} characters long; at most {MAX_ID_CHARS}"
+        )
+    if any(_is_control(c) for c in text):
+        raise argparse.ArgumentTypeError(f"the agent id {_shown(text)} contains control characters")
+    return text
+
+
+def name(what: str) -> Callable[[str], str]:
+    """A short single-line value (model, owner, question id, call id, fingerprint)."""
+
+    def parse(text: str) -> str:
+        text = _utf8(text, what)
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        if len(text) > MAX_NAME_CHARS:
+            raise argparse.ArgumentTypeError(
+                f"{what} is {len(text)} characters long; at most {MAX_NAME_CHARS}"
+            )
+        if any(_is_control(c) for c in text):
+            raise argparse.ArgumentTypeError(f"{what} {_shown(text)} contains control characters")
+        return text
+
+    return parse
+
+
+def text(what: str, *, max_bytes: int = MAX_TEXT_BYTES) -> Callable[[str], str]:
+    """Free text (several lines allowed): valid UTF-8, not blank, bounded, no NUL."""
+
+    def parse(value: str) -> str:
+        return checked_text(_utf8(value, what), what, max_bytes=max_bytes)
+
+    return parse
+
+
+def checked_text(value: str, what: str, *, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """``value`` if it is usable text, else the reason as an ``ArgumentTypeError``."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"{what} must not be empty")
+    if "\x00" in value:
+        raise argparse.ArgumentTypeError(f"{what} contains a NUL character")
+    size = len(value.encode())
+    if size > max_bytes:
+        raise argparse.ArgumentTypeError(f"{what} is {size:,} bytes; at most {max_bytes:,}")
+    return value
+
+
+def tool_names(value: str) -> list[str]:
+    """``--tools a,b``: valid, distinct tool names."""
+    value = _utf8(value, "--tools")
+    names = [part.strip() for part in value.split(",")]
+    if not any(names):
+        raise argparse.ArgumentTypeError("--tools names no tool")
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"--tools has an empty name in {_shown(value)}")
+    bad = [n for n in names if not TOOL_NAME.match(n)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"not a tool name: {_shown(bad[0])} (letters, digits, '_' and '-', at most 64)"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"--tools names {', '.join(repeated)} more than once")
+    return names
+
+
+def unknown_tools(names: list[str] | None) -> list[str]:
+    """The names that are no built-in tool (a worker may still register them)."""
+    return [n for n in names or [] if n not in BUILT_IN_TOOLS]
+
+
+def json_object(value: str) -> str:
+    """Arguments of ``edit``: a JSON object, returned as given."""
+    value = checked_text(_utf8(value, "the arguments"), "the arguments")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"the arguments are not valid JSON: {err.msg} at position {err.pos}"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(
+            f"the arguments must be a JSON object, got {type(parsed).__name__}"
+        )
+    return value
+
+
+def read_task(task: str | None, task_file: str | None) -> str:
+    """The task from the argument, ``--task-file PATH`` or ``-`` (standard input).
+
+    Raises:
+        argparse.ArgumentTypeError: No task, two of them, or one that is unusable.
+    """
+    if task is not None and task_file is not None:
+        raise argparse.ArgumentTypeError("give the task or --task-file, not both")
+    if task is None and task_file is None:
+        raise argparse.ArgumentTypeError("no task: give it as an argument, --task-file or -")
+    if task == STDIN or task_file == STDIN:
+        raw = sys.stdin.buffer.read(MAX_TASK_BYTES + 1)
+        source = "the task on standard input"
+    elif task_file is not None:
+        raw = _read_file(task_file)
+        source = f"the task file {_shown(task_file)}"
+    else:
+        assert task is not None
+        return checked_text(_utf8(task, "the task"), "the task", max_bytes=MAX_TASK_BYTES)
+    try:
+        decoded = raw.decode()
+    except UnicodeDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"{source} is not valid UTF-8 (byte {err.start})"
+        ) from None
+    return checked_text(decoded, source, max_bytes=MAX_TASK_BYTES)
+
+
+def _read_file(path: str) -> bytes:
+    path = _utf8(path, "--task-file")
+    try:
+        with Path(path).open("rb") as file:
+            return file.read(MAX_TASK_BYTES + 1)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(
+            f"cannot read the task file {_shown(path)}: {err.strerror}"
+        ) from None
+
+
+def _utf8(value: str, what: str) -> str:
+    # Arguments that are not UTF-8 reach Python as lone surrogates (PEP 383); they
+    # could not be encoded into any payload later.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{what} is not valid UTF-8") from None
+    return value
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    shown = ascii(value) if any(_is_control(c) for c in value) else repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
