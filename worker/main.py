@@ -16,7 +16,14 @@ from temporalio.worker import Worker
 
 from activities.tools import Tool
 from activities.tools.background import BackgroundCommands
-from worker.plugin import DuragentPlugin, build_openai_client, worker_activities
+from activities.tools.sandbox import SandboxMode
+from worker.plugin import (
+    DuragentPlugin,
+    build_openai_client,
+    shell_sandbox,
+    worker_activities,
+    worker_interceptors,
+)
 from worker.settings import Settings
 from worker.telemetry import Telemetry
 
@@ -36,7 +43,14 @@ async def agent_worker(
     The worker owns its OpenAI-compatible client and its background commands: built
     here, closed after the last activity has finished.
     """
-    with BackgroundCommands() as background:
+    sandbox = shell_sandbox(settings.shell)
+    if sandbox.mode is SandboxMode.NONE and settings.shell.sandbox is None:
+        log.warning(
+            "bubblewrap (bwrap) not found: shell commands run WITHOUT a sandbox and can "
+            "read this worker's files and processes; install bubblewrap, or set "
+            "DURAGENT_SHELL_SANDBOX=none to run this way on purpose"
+        )
+    with BackgroundCommands(sandbox=sandbox) as background:
         async with build_openai_client(settings.llm) as llm_client:
             worker = build_worker(client, settings, llm_client, tools=tools, background=background)
             async with worker:
@@ -69,6 +83,7 @@ def build_worker(
         task_queue=settings.task_queue,
         activities=activities,
         plugins=[] if has_plugin else [DuragentPlugin()],
+        interceptors=worker_interceptors(settings),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_cached_workflows=settings.max_cached_workflows,
     )

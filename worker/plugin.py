@@ -6,6 +6,7 @@ workflows and the activities cannot drift apart between them.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,26 @@ from typing import Any
 from openai import AsyncOpenAI
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import Interceptor
 
+from activities.boundary import ActivityBoundary
 from activities.llm import LLMActivities
 from activities.memory import MemoryActivities
 from activities.providers import ModelFamilies, PriceTable
+from activities.redact import Redactor
 from activities.store import LocalDirectoryStore, TranscriptStore
 from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
 from activities.tools.activity import ToolActivities
 from activities.tools.background import BackgroundCommands
+from activities.tools.sandbox import SandboxMode, ShellSandbox
 from activities.tools.skills import Skills
-from worker.settings import PLACEHOLDER_API_KEY, LLMSettings
+from worker.settings import (
+    PLACEHOLDER_API_KEY,
+    LLMSettings,
+    Settings,
+    SettingsError,
+    ShellSettings,
+)
 from workflows.agent import AgentWorkflow
 
 PLUGIN_NAME = "duragent"
@@ -51,6 +62,45 @@ def build_openai_client(llm: LLMSettings) -> AsyncOpenAI:
         api_key=llm.api_key or PLACEHOLDER_API_KEY,
         max_retries=0,
         timeout=llm.timeout_seconds,
+    )
+
+
+def worker_interceptors(settings: Settings) -> list[Interceptor]:
+    """The worker's own interceptors: every activity's failure bounded, secrets redacted.
+
+    Applied inside any the client brings (tracing), so those see the redacted outcome.
+    """
+    secrets = (settings.llm.api_key or "", *settings.secrets)
+    return [ActivityBoundary(Redactor(secrets))]
+
+
+# Where bubblewrap is looked for besides PATH (a worker started with a trimmed PATH).
+_BWRAP_PLACES = ("/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap")
+
+
+def shell_sandbox(shell: ShellSettings) -> ShellSandbox:
+    """The sandbox the settings ask for: bubblewrap when unset and the binary exists.
+
+    Raises:
+        SettingsError: ``DURAGENT_SHELL_SANDBOX=bwrap`` and no ``bwrap`` binary.
+    """
+    found = shutil.which("bwrap", path=shell.path) or next(
+        (p for p in _BWRAP_PLACES if shutil.which(p)), None
+    )
+    mode = shell.sandbox or (SandboxMode.BWRAP if found else SandboxMode.NONE)
+    if mode is SandboxMode.BWRAP and found is None:
+        raise SettingsError(
+            "DURAGENT_SHELL_SANDBOX=bwrap but no bwrap binary was found: install "
+            "bubblewrap (apt-get install bubblewrap) or set DURAGENT_SHELL_SANDBOX=none"
+        )
+    return ShellSandbox(
+        mode=mode,
+        bwrap=found or "bwrap",
+        network=shell.network,
+        path=shell.path,
+        lang=shell.lang,
+        term=shell.term,
+        passthrough=dict(shell.env),
     )
 
 

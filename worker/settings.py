@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from activities.providers import ModelFamilies, PriceTable
+from activities.redact import secrets_in_environment
+from activities.tools.sandbox import DEFAULT_LANG, DEFAULT_TERM, SANDBOX_PATH, SandboxMode
 
 DEFAULT_TASK_QUEUE = "duragent"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -41,6 +43,44 @@ class LLMSettings:
 
 
 @dataclass(frozen=True)
+class ShellSettings:
+    """How ``_bash`` and background commands run (see :mod:`activities.tools.sandbox`)."""
+
+    sandbox: SandboxMode | None = None
+    """``DURAGENT_SHELL_SANDBOX`` (``bwrap`` or ``none``); unset means bubblewrap
+    wherever the ``bwrap`` binary is found, and no sandbox (with a warning) elsewhere."""
+    network: bool = True
+    """``DURAGENT_SHELL_NETWORK`` (``0`` to cut it off): whether sandboxed commands may
+    use the network. On by default: installing packages and fetching sources are
+    common work; a deployment that runs untrusted tasks turns it off."""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """``DURAGENT_SHELL_ENV=NAME1,NAME2``: worker variables passed to commands, besides
+    ``PATH``, ``HOME`` (the workspace), ``LANG`` and ``TERM``; nothing else is."""
+    path: str = SANDBOX_PATH
+    """The worker's ``PATH``, for commands run without the sandbox."""
+    lang: str = DEFAULT_LANG
+    term: str = DEFAULT_TERM
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ShellSettings:
+        """Read the ``DURAGENT_SHELL_*`` variables."""
+        mode = env.get("DURAGENT_SHELL_SANDBOX", "").strip().lower()
+        if mode and mode not in {m.value for m in SandboxMode}:
+            raise SettingsError(f"DURAGENT_SHELL_SANDBOX must be bwrap or none, got {mode!r}")
+        network = env.get("DURAGENT_SHELL_NETWORK", "1").strip().lower()
+        if network not in {"0", "1", "true", "false", "yes", "no", "on", "off"}:
+            raise SettingsError(f"DURAGENT_SHELL_NETWORK must be 0 or 1, got {network!r}")
+        return cls(
+            sandbox=SandboxMode(mode) if mode else None,
+            network=network in {"1", "true", "yes", "on"},
+            env={name: env[name] for name in _names(env, "DURAGENT_SHELL_ENV") if name in env},
+            path=env.get("PATH") or SANDBOX_PATH,
+            lang=env.get("LANG") or DEFAULT_LANG,
+            term=env.get("TERM") or DEFAULT_TERM,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a duragent process needs to know about its environment."""
 
@@ -64,6 +104,12 @@ class Settings:
     built-in ones (see :mod:`activities.providers`)."""
     prices: PriceTable = field(default_factory=PriceTable, repr=False)
     """``DURAGENT_PRICES``: a JSON/YAML file of prices tried before the built-in ones."""
+    shell: ShellSettings = ShellSettings()
+    """How shell commands run: the sandbox, its network and environment."""
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """Values redacted from everything that leaves the worker (failures, results):
+    secret-looking variables of its environment, URL passwords, and the names listed
+    in ``DURAGENT_SECRET_ENV``. The LLM key is always added."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -84,6 +130,8 @@ class Settings:
             store_dir=Path(env.get("DURAGENT_STORE_DIR") or _cache_dir(env) / "store"),
             model_families=_table(env, "DURAGENT_MODEL_FAMILIES", ModelFamilies.load),
             prices=_table(env, "DURAGENT_PRICES", PriceTable.load),
+            shell=ShellSettings.from_env(env),
+            secrets=tuple(secrets_in_environment(env, _names(env, "DURAGENT_SECRET_ENV"))),
         )
 
 
@@ -96,6 +144,10 @@ def _table(env: Mapping[str, str], name: str, load: Callable[[str | None], _T]) 
         return load(path)
     except ValueError as err:
         raise SettingsError(f"{name}: {err}") from None
+
+
+def _names(env: Mapping[str, str], name: str) -> list[str]:
+    return [n.strip() for n in env.get(name, "").split(",") if n.strip()]
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
