@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from activities.models import ModelOptions
 
@@ -62,6 +62,15 @@ class _Entry(BaseModel):
 
     match: str = Field(min_length=1)
     """Regular expression searched (case-insensitively) in the model name."""
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, match: str) -> str:
+        try:
+            re.compile(match)
+        except re.error as err:
+            raise ValueError(f"not a regular expression: {err}") from None
+        return match
 
 
 class FamilyRule(_Entry):
@@ -165,13 +174,7 @@ BUILTIN_PRICES: tuple[Price, ...] = tuple(
 
 
 def _compile(entries: Sequence[_Entry]) -> list[re.Pattern[str]]:
-    patterns = []
-    for n, entry in enumerate(entries):
-        try:
-            patterns.append(re.compile(entry.match, re.IGNORECASE))
-        except re.error as err:
-            raise ValueError(f"entry {n} ('match': {entry.match!r}): {err}") from None
-    return patterns
+    return [re.compile(entry.match, re.IGNORECASE) for entry in entries]
 
 
 _E = TypeVar("_E", bound="_Entry")
@@ -190,10 +193,13 @@ def _read_entries(path: str | Path, kind: type[_E]) -> list[_E]:
         raise ValueError(f"{path}: cannot read it: {err}") from None
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of {kind.__name__} entries")
-    try:
-        return [kind.model_validate(item) for item in data]
-    except ValidationError as err:
-        raise ValueError(f"{path}: a {kind.__name__} entry is malformed: {err}") from None
+    entries = []
+    for n, item in enumerate(data):
+        try:
+            entries.append(kind.model_validate(item))
+        except ValidationError as err:
+            raise ValueError(f"{path}: entry {n} is not a {kind.__name__}: {err}") from None
+    return entries
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -247,9 +253,6 @@ class ModelFamilies:
 
     Args:
         rules: The rules, in the order they apply (later ones win).
-
-    Raises:
-        ValueError: A rule's ``match`` is not a regular expression.
     """
 
     def __init__(self, rules: Sequence[FamilyRule] = BUILTIN_FAMILIES) -> None:
@@ -265,10 +268,7 @@ class ModelFamilies:
             ValueError: The file cannot be read, or holds a malformed rule.
         """
         extra = _read_entries(path, FamilyRule) if path is not None else []
-        try:
-            return cls([*BUILTIN_FAMILIES, *extra])
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+        return cls([*BUILTIN_FAMILIES, *extra])
 
     def _defaults(self, model: str) -> ResolvedModel:
         hit = self._cache.get(model)
@@ -314,9 +314,6 @@ class PriceTable:
 
     Args:
         prices: The entries, most specific first.
-
-    Raises:
-        ValueError: An entry's ``match`` is not a regular expression.
     """
 
     def __init__(self, prices: Sequence[Price] = BUILTIN_PRICES) -> None:
@@ -332,10 +329,7 @@ class PriceTable:
             ValueError: The file cannot be read, or holds a malformed entry.
         """
         extra = _read_entries(path, Price) if path is not None else []
-        try:
-            return cls([*extra, *BUILTIN_PRICES])
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+        return cls([*extra, *BUILTIN_PRICES])
 
     def price(self, model: str) -> Price | None:
         """The price of ``model``, or ``None`` when no entry matches."""
