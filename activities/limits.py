@@ -92,6 +92,8 @@ def bound_turn(message: Message) -> Message:
         budget -= nbytes
         calls.append(call)
     content = truncate(message.content, MAX_TEXT_BYTES) if message.content else message.content
-    if content == message.content and calls == message.tool_calls:
+    reasoning = truncate(message.reasoning, MAX_TEXT_BYTES) if message.reasoning else None
+    if (content, reasoning, calls) == (message.content, message.reasoning, message.tool_calls):
         return message
-    return message.model_copy(update={"content": content, "tool_calls": calls})
+    update = {"content": content, "reasoning": reasoning, "tool_calls": calls}
+    return message.model_copy(update=update)

@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
+from openai._models import construct_type
 from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
 from temporalio.testing import ActivityEnvironment
 
+from activities.limits import MAX_TEXT_BYTES
 from activities.llm import LLMActivities, StreamAccumulator
 from activities.memory import MemoryActivities
 from activities.models import (
@@ -392,9 +395,6 @@ async def test_the_summary_carries_its_cost_and_attempt_and_uses_the_family(
 
 
 def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> Any:
-    from openai._models import construct_type
-    from openai.types.chat import ChatCompletionChunk
-
     value = {
         "id": "c",
         "object": "chat.completion.chunk",
@@ -403,3 +403,11 @@ def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> Any:
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
     return construct_type(type_=ChatCompletionChunk, value=value)
+
+
+async def test_oversize_reasoning_is_truncated(llm: ScriptedLLMServer, client: AsyncOpenAI) -> None:
+    step = {"content": "short", "reasoning": "think " * (MAX_TEXT_BYTES // 3)}
+    result = await chat(llm, activities(client), step, stream=False)
+    assert result.message.reasoning is not None
+    assert len(result.message.reasoning.encode()) <= MAX_TEXT_BYTES
+    assert "bytes cut" in result.message.reasoning and result.message.content == "short"
