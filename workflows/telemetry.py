@@ -83,31 +83,51 @@ def _span(name: str, attributes: Mapping[str, AttributeValue]) -> Iterator[Span]
     if not isinstance(provider, ReplaySafeTracerProvider):
         yield trace.INVALID_SPAN
         return
+    # The workflow instance is the event loop; workflow APIs answer only inside it.
+    loop = asyncio.get_running_loop()
     span = provider.get_tracer(TRACER_NAME).start_span(name, attributes=attributes)
     context = trace.set_span_in_context(span)
     token = opentelemetry.context.attach(context)
     try:
         yield span
-    except asyncio.CancelledError:
-        # A cancel of the run ends the span; a cancel that is the worker evicting the
-        # run from its cache must not (the next worker replays and ends it).
-        if workflow.cancellation_reason() is not None:
-            span.set_attribute("duragent.cancelled", True)
-            span.end()
-        raise
-    except workflow.ContinueAsNewError:
-        span.end()
+    except GeneratorExit:
+        # An evicted run's coroutine closed by the garbage collector, on whatever thread
+        # it runs: no workflow loop there, or another workflow's. Workflow APIs would
+        # raise (an unraisable error, logged on every eviction) or answer for that other
+        # run. The span stays open: the worker that replays the run ends it.
         raise
     except BaseException as err:
-        # Only an error that fails the run ends the span here; any other exception
-        # fails the workflow task, which is retried and ends the span then.
-        if workflow.is_failure_exception(err):
-            end_with_error(span, err)
+        if _in_loop(loop):
+            _end_on_error(span, err)
         raise
     else:
         span.end()
     finally:
         _detach(context, token)
+
+
+def _end_on_error(span: Span, err: BaseException) -> None:
+    """End ``span`` if ``err`` ends the run's part it covers; leave it open otherwise."""
+    if isinstance(err, asyncio.CancelledError):
+        # A cancel of the run ends the span; a cancel that is the worker evicting the
+        # run from its cache must not (the next worker replays and ends it).
+        if workflow.cancellation_reason() is not None:
+            span.set_attribute("duragent.cancelled", True)
+            span.end()
+    elif isinstance(err, workflow.ContinueAsNewError):
+        span.end()
+    elif workflow.is_failure_exception(err):
+        # Only an error that fails the run ends the span here; any other exception
+        # fails the workflow task, which is retried and ends the span then.
+        end_with_error(span, err)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the code runs in ``loop`` (the workflow's), not elsewhere after eviction."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop at all: a collector run from plain code
+        return False
 
 
 def end_with_error(span: Span, err: BaseException) -> None:

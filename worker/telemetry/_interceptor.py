@@ -297,7 +297,9 @@ class _WorkflowInbound(WorkflowInboundInterceptor):
         with self._root_span():
             try:
                 result = await super().execute_workflow(input)
-            except workflow.ContinueAsNewError:
+            except (workflow.ContinueAsNewError, GeneratorExit):
+                # GeneratorExit: an evicted run's coroutine closed outside its event
+                # loop, where workflow APIs raise; the run itself goes on elsewhere.
                 raise
             except BaseException as err:
                 status = _final_status(err)
@@ -341,6 +343,8 @@ class _WorkflowInbound(WorkflowInboundInterceptor):
                 # nothing: the replay-safe span drops an end() made while evicting.
                 span.end()
                 raise
+            except GeneratorExit:
+                raise  # an evicted run closed outside its loop: no workflow API there
             except BaseException as err:
                 if workflow.is_failure_exception(err):
                     end_with_error(span, err)
