@@ -20,6 +20,7 @@ import temporalio.api.workflowservice.v1 as workflow_service
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from worker.devserver import (
+    DEV_DYNAMIC_CONFIG,
     DevServer,
     DevServerError,
     cache_dir,
@@ -102,6 +103,52 @@ def test_lookup_order_env_then_path_then_cache(
     assert ensure_temporal_cli(log=pytest.fail) == explicit
 
 
+# ---------------------------------------------------------------- dynamic config
+
+
+def _dynamic_config(argv: list[str]) -> dict[str, str]:
+    """The ``--dynamic-config-value KEY=VALUE`` pairs of a command line."""
+    values = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--dynamic-config-value"]
+    return dict(value.split("=", 1) for value in values)
+
+
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+
+
+def test_the_queue_poll_throttle_is_lifted_by_default() -> None:
+    assert _dynamic_config(DevServer(ui=False).command()) == {
+        "history.transferProcessorMaxPollRPS": "2000",
+        "history.timerProcessorMaxPollRPS": "2000",
+    }
+
+
+def test_a_callers_dynamic_config_wins_over_the_defaults() -> None:
+    server = DevServer(
+        ui=False,
+        dynamic_config={"history.timerProcessorMaxPollRPS": 50, "frontend.flag": True},
+    )
+    argv = server.command()
+    assert _dynamic_config(argv) == {
+        "history.transferProcessorMaxPollRPS": "2000",
+        "history.timerProcessorMaxPollRPS": "50",
+        "frontend.flag": "true",
+    }
+    assert argv.count("--dynamic-config-value") == 3, "each key once"
+
+
+async def test_the_sessions_server_runs_with_the_throttle_lifted(temporal: DevServer) -> None:
+    # What the kernel says the process was started with: the test fixture (and so
+    # `duragent server` and the demo, which build the same DevServer) really passes it.
+    assert temporal.pid is not None
+    argv = _cmdline(temporal.pid)
+    assert Path(argv[0]).name == "temporal" and argv[1:3] == ["server", "start-dev"]
+    passed = _dynamic_config(argv)
+    assert {key: passed.get(key) for key in DEV_DYNAMIC_CONFIG} == {
+        key: str(value) for key, value in DEV_DYNAMIC_CONFIG.items()
+    }
+
+
 # ---------------------------------------------------------------- the real CLI
 
 
@@ -131,6 +178,7 @@ async def test_real_server_answers_then_stops(temporal_cli: Path) -> None:
         scratch_db = server.db_file
         assert scratch_db.exists()
     assert not server.running
+    assert server.pid is None
     assert _port_is_closed(server.port)
     assert not scratch_db.exists(), "the temporary database is removed on stop"
 
