@@ -17,6 +17,8 @@ from openai import AsyncOpenAI
 from openai._models import construct_type
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 
 from activities.limits import MAX_TEXT_BYTES
@@ -33,8 +35,11 @@ from activities.models import (
 )
 from activities.providers import FamilyRule, ModelFamilies, Price, PriceTable
 from activities.tools import ToolRegistry, default_tools
+from tests.conftest import Harness, eventually
+from tests.test_agent import finish, start
 from worker.scripted_llm import ScriptedLLMServer
 from worker.settings import Settings, SettingsError
+from workflows.models import LLMPolicy
 
 WRITE = {"path": "a.txt", "content": "hello there, " * 6}
 LIST = {"path": "."}
@@ -46,23 +51,24 @@ SHAPES = ["indexed", "no_index", "whole_no_index", "repeat_name", "reused_index"
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[ScriptedLLMServer]:
-    with ScriptedLLMServer(scripts=[]) as server:
+async def server() -> AsyncIterator[ScriptedLLMServer]:
+    # Its own server: tests here add a default script ("*") per call.
+    with ScriptedLLMServer() as server:
         yield server
 
 
 @pytest.fixture
-async def client(llm: ScriptedLLMServer) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(base_url=llm.base_url, api_key="k", max_retries=0) as client:
+async def oai(server: ScriptedLLMServer) -> AsyncIterator[AsyncOpenAI]:
+    async with AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client:
         yield client
 
 
-def activities(client: AsyncOpenAI, **kwargs: Any) -> LLMActivities:
-    return LLMActivities(client, ToolRegistry(default_tools()), **kwargs)
+def activities(oai: AsyncOpenAI, **kwargs: Any) -> LLMActivities:
+    return LLMActivities(oai, ToolRegistry(default_tools()), **kwargs)
 
 
 async def chat(
-    llm: ScriptedLLMServer,
+    server: ScriptedLLMServer,
     acts: LLMActivities,
     step: dict[str, Any],
     *,
@@ -72,7 +78,7 @@ async def chat(
     messages: list[Message] | None = None,
     env: ActivityEnvironment | None = None,
 ) -> LLMResult:
-    llm.add_script({"name": f"s{len(llm.requests)}", "match": "*", "steps": [step]})
+    server.add_script({"name": f"s{len(server.requests)}", "match": "*", "steps": [step]})
     request = LLMRequest(
         model=model,
         messages=messages or [Message(role=Role.USER, content="hello")],
@@ -88,10 +94,10 @@ async def chat(
 
 @pytest.mark.parametrize("shape", SHAPES)
 async def test_two_tool_calls_stay_two_in_every_stream_shape(
-    llm: ScriptedLLMServer, client: AsyncOpenAI, shape: str
+    server: ScriptedLLMServer, oai: AsyncOpenAI, shape: str
 ) -> None:
     step = {"content": "two things", "tool_calls": TWO_CALLS, "stream_tool_calls": shape}
-    result = await chat(llm, activities(client), step)
+    result = await chat(server, activities(oai), step)
     assert result.message.tool_calls == [
         ToolCall(id="call_w", name="_write_file", arguments=json.dumps(WRITE)),
         ToolCall(id="call_l", name="_list_files", arguments=json.dumps(LIST)),
@@ -100,26 +106,25 @@ async def test_two_tool_calls_stay_two_in_every_stream_shape(
     assert result.finish_reason == "tool_calls"
 
 
-async def test_the_server_really_sends_those_shapes(llm: ScriptedLLMServer) -> None:
+async def test_the_server_really_sends_those_shapes(
+    server: ScriptedLLMServer, oai: AsyncOpenAI
+) -> None:
     # The shapes differ on the wire, or the test above would prove nothing.
     seen: dict[str, list[dict[str, Any]]] = {}
-    async with AsyncOpenAI(base_url=llm.base_url, api_key="k", max_retries=0) as client:
-        for shape in SHAPES:
-            llm.add_script(
-                {
-                    "name": shape,
-                    "match": f"[{shape}]",
-                    "steps": [{"tool_calls": TWO_CALLS, "stream_tool_calls": shape}],
-                }
-            )
-            stream = await client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": f"[{shape}]"}], stream=True
-            )
-            seen[shape] = [
-                tc.to_dict()
-                async for chunk in stream
-                for tc in chunk.choices[0].delta.tool_calls or []
-            ]
+    for shape in SHAPES:
+        server.add_script(
+            {
+                "name": shape,
+                "match": f"[{shape}]",
+                "steps": [{"tool_calls": TWO_CALLS, "stream_tool_calls": shape}],
+            }
+        )
+        stream = await oai.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": f"[{shape}]"}], stream=True
+        )
+        seen[shape] = [
+            tc.to_dict() async for chunk in stream for tc in chunk.choices[0].delta.tool_calls or []
+        ]
     assert all("index" not in f for f in seen["no_index"] + seen["whole_no_index"])
     assert len(seen["whole_no_index"]) == 2
     assert all(f["function"]["name"] for f in seen["repeat_name"])
@@ -140,10 +145,10 @@ async def test_a_stream_without_ids_or_index_starts_a_call_per_new_name() -> Non
 
 
 async def test_the_normal_shape_assembles_as_the_openai_package_does(
-    llm: ScriptedLLMServer, client: AsyncOpenAI
+    server: ScriptedLLMServer, oai: AsyncOpenAI
 ) -> None:
     # Where openai's own ChatCompletionStreamState works, ours agrees with it.
-    llm.add_script(
+    server.add_script(
         {
             "name": "normal",
             "steps": [{"content": "Let me see. " * 5, "tool_calls": TWO_CALLS}],
@@ -151,7 +156,7 @@ async def test_the_normal_shape_assembles_as_the_openai_package_does(
         }
     )
     ours, theirs = StreamAccumulator(), ChatCompletionStreamState()
-    stream = await client.chat.completions.create(
+    stream = await oai.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": "x"}],
         stream=True,
@@ -179,11 +184,11 @@ async def test_the_normal_shape_assembles_as_the_openai_package_does(
 @pytest.mark.parametrize("stream", [True, False])
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 async def test_reasoning_is_kept_apart_from_the_content(
-    llm: ScriptedLLMServer, client: AsyncOpenAI, stream: bool, field: str
+    server: ScriptedLLMServer, oai: AsyncOpenAI, stream: bool, field: str
 ) -> None:
     thought = "The user greets me; a short greeting back will do. " * 3
     step = {"content": "Hello!", "reasoning": thought, "reasoning_field": field}
-    result = await chat(llm, activities(client), step, stream=stream)
+    result = await chat(server, activities(oai), step, stream=stream)
     assert result.message.reasoning == thought
     assert result.message.content == "Hello!"
 
@@ -198,17 +203,17 @@ def _history() -> list[Message]:
 
 @pytest.mark.parametrize(("model", "sent"), [("scripted", False), ("glm-4.6", True)])
 async def test_reasoning_goes_back_only_to_families_that_want_it(
-    llm: ScriptedLLMServer, client: AsyncOpenAI, model: str, sent: bool
+    server: ScriptedLLMServer, oai: AsyncOpenAI, model: str, sent: bool
 ) -> None:
-    await chat(llm, activities(client), {"content": "ok"}, model=model, messages=_history())
-    assistant = [m for m in llm.requests[-1].body["messages"] if m["role"] == "assistant"]
+    await chat(server, activities(oai), {"content": "ok"}, model=model, messages=_history())
+    assistant = [m for m in server.requests[-1].body["messages"] if m["role"] == "assistant"]
     assert assistant[0].get("reasoning_content") == ("be brief" if sent else None)
 
 
 # --- options and families ------------------------------------------------------------
 
 
-async def test_model_options_reach_the_request(llm: ScriptedLLMServer, client: AsyncOpenAI) -> None:
+async def test_model_options_reach_the_request(server: ScriptedLLMServer, oai: AsyncOpenAI) -> None:
     options = ModelOptions(
         reasoning_effort="low",
         max_completion_tokens=321,
@@ -217,8 +222,8 @@ async def test_model_options_reach_the_request(llm: ScriptedLLMServer, client: A
         stop=["END"],
         extra_body={"chat_template_kwargs": {"enable_thinking": False}},
     )
-    await chat(llm, activities(client), {"content": "ok"}, options=options)
-    body = llm.requests[-1].body
+    await chat(server, activities(oai), {"content": "ok"}, options=options)
+    body = server.requests[-1].body
     assert body["reasoning_effort"] == "low"
     assert body["max_completion_tokens"] == 321
     assert (body["top_p"], body["seed"], body["stop"]) == (0.5, 7, ["END"])
@@ -258,15 +263,15 @@ async def test_model_options_reach_the_request(llm: ScriptedLLMServer, client: A
     ],
 )
 async def test_family_defaults_under_the_agents_options(
-    llm: ScriptedLLMServer,
-    client: AsyncOpenAI,
+    server: ScriptedLLMServer,
+    oai: AsyncOpenAI,
     model: str,
     options: ModelOptions | None,
     expected: dict[str, Any],
     absent: list[str],
 ) -> None:
-    await chat(llm, activities(client), {"content": "ok"}, model=model, options=options)
-    body = llm.requests[-1].body
+    await chat(server, activities(oai), {"content": "ok"}, model=model, options=options)
+    body = server.requests[-1].body
     assert {k: body.get(k) for k in expected} == expected
     assert [k for k in absent if k in body] == []
 
@@ -356,30 +361,30 @@ def _env(attempt: int) -> ActivityEnvironment:
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_the_llm_result_carries_its_cost_and_attempt(
-    llm: ScriptedLLMServer, client: AsyncOpenAI, stream: bool
+    server: ScriptedLLMServer, oai: AsyncOpenAI, stream: bool
 ) -> None:
     prices = PriceTable([Price(match="^priced$", input_per_mtok=2.0, output_per_mtok=10.0)])
     step = {"content": "ok", "usage": {"prompt_tokens": 3_000, "completion_tokens": 500}}
     result = await chat(
-        llm, activities(client, prices=prices), step, stream=stream, model="priced", env=_env(3)
+        server, activities(oai, prices=prices), step, stream=stream, model="priced", env=_env(3)
     )
     assert result.usage.cost_usd == pytest.approx((3_000 * 2.0 + 500 * 10.0) / 1e6)
     assert result.attempt == 3
-    unpriced = await chat(llm, activities(client, prices=prices), step, stream=stream)
+    unpriced = await chat(server, activities(oai, prices=prices), step, stream=stream)
     assert unpriced.usage.cost_usd == 0.0 and unpriced.attempt == 1
 
 
 async def test_the_summary_carries_its_cost_and_attempt_and_uses_the_family(
-    llm: ScriptedLLMServer, client: AsyncOpenAI
+    server: ScriptedLLMServer, oai: AsyncOpenAI
 ) -> None:
-    llm.add_script(
+    server.add_script(
         {
             "name": "summary",
             "match": "*",
             "steps": [{"content": "## Decisions\n- none", "usage": {"prompt_tokens": 1_000_000}}],
         }
     )
-    memory = MemoryActivities(client)
+    memory = MemoryActivities(oai)
     request = SummarizeRequest(
         model="gpt-4o-mini-high", messages=[Message(role=Role.USER, content="long story")]
     )
@@ -387,8 +392,41 @@ async def test_the_summary_carries_its_cost_and_attempt_and_uses_the_family(
     assert result.summary.startswith("## Decisions")
     assert result.usage.cost_usd == pytest.approx(0.15, rel=1e-3)  # 1M input tokens, ~0 output
     assert result.attempt == 2
-    body = llm.requests[-1].body
+    body = server.requests[-1].body
     assert (body["model"], body["reasoning_effort"]) == ("gpt-4o-mini", "high")
+
+
+# --- cancellation ---------------------------------------------------------------------
+
+
+async def _cancel_during_a_silent_call(harness: Harness) -> tuple[Any, list[Any]]:
+    # No chunk arrives for a minute: only the activity's heartbeat timer can carry the
+    # cancel to it (there is no per-chunk heartbeat any more).
+    task = harness.script([{"content": "late", "faults": [{"delay_seconds": 60}]}, finish()])
+    async with harness.worker():
+        handle = await start(harness, task, llm_policy=LLMPolicy(heartbeat_seconds=3))
+        await eventually(harness.requests, "the LLM call is in flight")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()  # long before the provider's minute is up
+        events = [e.event_type async for e in handle.fetch_history_events()]
+    return handle, events
+
+
+async def test_a_cancel_reaches_a_call_that_waits_on_a_silent_provider(harness: Harness) -> None:
+    _, events = await _cancel_during_a_silent_call(harness)
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED in events
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT not in events
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="workflows/agent.py run() turns the cancelled LLM activity's ActivityError "
+    "into AgentFailed; reported to the workflow's owner",
+)
+async def test_a_cancel_during_an_llm_call_ends_the_run_cancelled(harness: Harness) -> None:
+    handle, _ = await _cancel_during_a_silent_call(harness)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -405,9 +443,9 @@ def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> Any:
     return construct_type(type_=ChatCompletionChunk, value=value)
 
 
-async def test_oversize_reasoning_is_truncated(llm: ScriptedLLMServer, client: AsyncOpenAI) -> None:
+async def test_oversize_reasoning_is_truncated(server: ScriptedLLMServer, oai: AsyncOpenAI) -> None:
     step = {"content": "short", "reasoning": "think " * (MAX_TEXT_BYTES // 3)}
-    result = await chat(llm, activities(client), step, stream=False)
+    result = await chat(server, activities(oai), step, stream=False)
     assert result.message.reasoning is not None
     assert len(result.message.reasoning.encode()) <= MAX_TEXT_BYTES
     assert "bytes cut" in result.message.reasoning and result.message.content == "short"
