@@ -35,12 +35,13 @@ from worker.settings import (
     ShellSettings,
 )
 from workflows.agent import AgentWorkflow
+from workflows.handler_guard import HandlerInputGuard
 
 PLUGIN_NAME = "duragent"
 
 
 class DuragentPlugin(SimplePlugin):
-    """Pydantic data converter and the agent workflow.
+    """Pydantic data converter, the agent workflow and the handler input guard.
 
     Put it on the client: workers made from that client inherit it, and a replayer takes
     the same plugin. Activities hold injected clients, so the worker passes them itself
@@ -52,6 +53,8 @@ class DuragentPlugin(SimplePlugin):
             PLUGIN_NAME,
             data_converter=pydantic_data_converter,
             workflows=[AgentWorkflow],
+            # Malformed signal/update input is dropped or rejected, never a failed task.
+            interceptors=[HandlerInputGuard()],
         )
 
 

@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
         TodoItem,
     )
     from activities.tools.registry import error_result, parse_arguments
-    from workflows import policy, telemetry
+    from workflows import budgets, policy, telemetry
     from workflows import search_attributes as search
     from workflows.models import (
         ActivityPolicy,
@@ -73,7 +73,9 @@ with workflow.unsafe.imports_passed_through():
         PendingApproval,
         PendingQuestion,
         PendingView,
+        ProviderOutage,
         ReplyInput,
+        RetryInput,
         SteerInput,
         SubAgentQuestion,
         SubTaskReport,
@@ -81,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         TranscriptQuery,
         UsageView,
     )
+    from workflows.outage import OutageRider
 
 WORKFLOW_NAME = "AgentWorkflow"
 ACTIVATE_SKILL = "_activate_skill"
@@ -95,6 +98,9 @@ RECOVERABLE_LLM_ERRORS = frozenset(
     {LLMErrorType.CONTEXT_LENGTH.value, LLMErrorType.TRANSCRIPT_NOT_FOUND.value}
 )
 CLEANUP_POLICY = ActivityPolicy(start_to_close_seconds=60, heartbeat_seconds=None, max_attempts=3)
+# Providers reuse tool call ids across turns: keys of runs started before this patch
+# stay as they were, so a retried call of a running agent keeps its key.
+KEY_PER_CYCLE_PATCH = "idempotency-key-per-cycle"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -140,6 +146,13 @@ class AgentWorkflow:
         self._cancel_reason: str | None = None
         self._started_at = carry.started_at
         self._last_activity = workflow.now()
+        self._budget = budgets.Budget.of(input, carry.started_at)
+        self._outage = OutageRider(input.llm_policy, self._on_outage, self._fail)
+        self._dropped = 0
+        self._last_dropped: str | None = None
+        self._sub_agents: set[str] = set()
+        """Sub-agents running now (their workflow ids)."""
+        self._open_sub_tasks = 0
         # Only runs started with the attributes keep them current: the server of an older
         # run may not have them registered, and an upsert there would fail the task.
         self._searchable = workflow.info().typed_search_attributes.get(search.STATUS) is not None
@@ -153,7 +166,9 @@ class AgentWorkflow:
                 if policy.cycles_exhausted(self._cycle_count, input.max_cycles):
                     self._set_status(AgentStatus.MAX_CYCLES)
                     break
-                if policy.budget_exhausted(self._usage.total_tokens, input.max_tokens):
+                spent = budgets.spent(self._budget, self._usage, workflow.now())
+                if spent is not None:
+                    self._error = spent
                     self._set_status(AgentStatus.BUDGET_EXCEEDED)
                     break
                 if self._history_full():
@@ -183,6 +198,10 @@ class AgentWorkflow:
             pending_approvals=len(self._approvals) - len(self._decisions),
             last_activity=self._last_activity,
             cancel_reason=self._cancel_reason,
+            provider_outage=self._outage.outage,
+            dropped_inputs=self._dropped,
+            last_dropped=self._last_dropped,
+            deadline=self._budget.deadline,
         )
 
     @workflow.query(name="transcript")
@@ -222,6 +241,7 @@ class AgentWorkflow:
             question=self._question,
             approvals=undecided,
             sub_agent_questions=list(self._sub_questions.values()),
+            sub_agents=sorted(self._sub_agents),
         )
 
     # --- updates and signals ---------------------------------------------------------
@@ -285,7 +305,7 @@ class AgentWorkflow:
                 None if self._reply is not None else self._question, reply
             )
         except policy.InvalidReply as err:
-            workflow.logger.warning("reply signal dropped: %s", err)
+            self._drop("reply_signal", str(err))
 
     @workflow.update(name="decide")
     async def decide(self, decision: ApprovalDecision) -> str:
@@ -319,13 +339,39 @@ class AgentWorkflow:
             problem = "the call's arguments are not the ones approved (fingerprint mismatch)"
         elif decision.action is ApprovalAction.EDIT and not decision.arguments:
             problem = "an edit needs new arguments"
+        else:
+            problem = policy.decision_too_large(decision)
         if problem is not None:
             raise ApplicationError(problem, type="InvalidDecision")
 
     @workflow.signal(name="say")
     def say(self, steer: SteerInput) -> None:
-        """A user message for the agent, folded in before its next LLM call."""
+        """A user message for the agent, folded in before its next LLM call.
+
+        A message over its bound, or one that would overfill the unread inbox, is
+        dropped (a signal cannot be refused): logged, and counted in ``status``.
+        """
+        problem = policy.steering_too_large(steer.message, self._inbox)
+        if problem is not None:
+            self._drop("say", problem)
+            return
         self._inbox.append(steer.message)
+
+    @workflow.update(name="retry")
+    def retry(self, request: RetryInput) -> str:
+        """Try the LLM call again after the provider's retries ran out (operators)."""
+        self._outage.request_retry()
+        workflow.logger.info("operator asked to retry the provider: %s", request.reason)
+        return "retrying"
+
+    @retry.validator
+    def _validate_retry(self, request: RetryInput) -> None:
+        if not self._outage.awaiting_operator:
+            raise ApplicationError(
+                f"the agent is not waiting for a retry (status {self._status.value}); "
+                "retry applies once its provider retries ran out (llm_policy.on_exhausted=wait)",
+                type="InvalidRetry",
+            )
 
     # --- the cycle -------------------------------------------------------------------
 
@@ -349,18 +395,22 @@ class AgentWorkflow:
             turn = await self._call_llm(cycle)
             calls = turn.message.tool_calls
             self._record_turn(turn)
+            # Calls the LLM activity refused (oversize arguments) are answered at once.
+            refused = {c.id: policy.refused_result(c) for c in calls if c.refused}
+            runnable = [c for c in calls if c.id not in refused]
 
             control = policy.interpret_control_calls(
-                [c for c in calls if self._is_control(c)], self._todos
+                [c for c in runnable if self._is_control(c)], self._todos
             )
             if control.todos is not None:
                 self._todos = control.todos
             results, delegated = await asyncio.gather(
-                self._run_with_approval([c for c in calls if not self._is_control(c)]),
-                self._run_sub_tasks([c for c in calls if c.name in SUB_TASK_TOOLS]),
+                self._run_with_approval([c for c in runnable if not self._is_control(c)]),
+                self._run_sub_tasks([c for c in runnable if c.name in SUB_TASK_TOOLS]),
             )
             results.update(delegated)
             results.update(control.results)
+            results.update(refused)
             await self._apply(policy.decide(calls, control), calls, results)
             if control.compress:
                 await self._compact(force=True)
@@ -376,7 +426,7 @@ class AgentWorkflow:
         self._doing = f"LLM call (cycle {cycle})"
         for attempt in (1, 2):
             try:
-                return await self._llm_activity(cycle)
+                return await self._outage.call(lambda: self._llm_activity(cycle))
             except ActivityError as err:
                 kind = _error_type(err)
                 if attempt == 2 or kind not in RECOVERABLE_LLM_ERRORS:
@@ -455,8 +505,10 @@ class AgentWorkflow:
         options = _activity_options(self._input.llm_policy)
         summary = f"compaction: {len(middle)} messages"
         try:
-            return await workflow.execute_activity_method(
-                MemoryActivities.summarize, request, summary=summary, **options
+            return await self._outage.call(
+                lambda: workflow.execute_activity_method(
+                    MemoryActivities.summarize, request, summary=summary, **options
+                )
             )
         except ActivityError as err:
             if (
@@ -465,8 +517,10 @@ class AgentWorkflow:
             ):
                 raise
         inline = SummarizeRequest(model=request.model, messages=middle)
-        return await workflow.execute_activity_method(
-            MemoryActivities.summarize, inline, summary=summary, **options
+        return await self._outage.call(
+            lambda: workflow.execute_activity_method(
+                MemoryActivities.summarize, inline, summary=summary, **options
+            )
         )
 
     async def _run_with_approval(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
@@ -505,6 +559,7 @@ class AgentWorkflow:
             self._input.approval.deadline_seconds,
         )
         approved, refused = self._sort_decisions(calls)
+        self._show_edits(approved)
         self._approvals, self._decisions = {}, {}
         self._set_status(AgentStatus.RUNNING)
         return approved, refused
@@ -531,6 +586,22 @@ class AgentWorkflow:
                 approved.append(call)
         return approved, refused
 
+    def _show_edits(self, approved: list[ToolCall]) -> None:
+        """The transcript shows the arguments that ran, not the ones first proposed."""
+        edited = {
+            c.id: c
+            for c in approved
+            if (d := self._decisions.get(c.id)) is not None and d.action is ApprovalAction.EDIT
+        }
+        if not edited:
+            return
+        index = policy.last_turn_index(self._transcript)
+        turn = self._transcript[index]
+        calls = [edited.get(c.id, c) for c in turn.tool_calls]
+        self._transcript[index] = turn.model_copy(update={"tool_calls": calls})
+        if index < self._sent:  # the store holds the turn as proposed: resend it whole
+            self._transcript_ref, self._sent = None, 0
+
     def _timeout_decision(self, call_id: str) -> ApprovalDecision:
         seconds = self._input.approval.deadline_seconds
         if self._input.approval.on_timeout is OnApprovalTimeout.APPROVE:
@@ -552,10 +623,11 @@ class AgentWorkflow:
         spec = self._tools.get(call.name)
         if spec is None:
             return policy.unknown_tool_result(call, list(self._tools))
+        key = f"{workflow.info().workflow_id}:{call.id}"
+        if workflow.patched(KEY_PER_CYCLE_PATCH):
+            key = f"{workflow.info().workflow_id}:{self._cycle_count}:{call.id}"
         request = ToolRequest(
-            call=call,
-            idempotency_key=f"{workflow.info().workflow_id}:{call.id}",
-            large_result_chars=self._input.memory.large_result_chars,
+            call=call, idempotency_key=key, large_result_chars=self._input.memory.large_result_chars
         )
         try:
             return await workflow.execute_activity_method(
@@ -596,6 +668,7 @@ class AgentWorkflow:
         except ToolError as err:
             return error_result(call, err)
         self._doing = f"{len(tasks)} sub-task(s) with {agent}"
+        self._open_sub_tasks += len(tasks)
         reports = await asyncio.gather(
             *(self._sub_task(call, i, agent, task, needs) for i, task in enumerate(tasks))
         )
@@ -618,13 +691,24 @@ class AgentWorkflow:
         self, call: ToolCall, index: int, agent: str, task: str, needs: str | None
     ) -> SubTaskReport:
         parent_id = workflow.info().workflow_id
-        input = policy.sub_task_input(self._input, parent_id, agent, task, needs)
+        child_id = f"{parent_id}-{call.id}-{index}"
         async with self._sub_task_slots:
+            share = budgets.child_share(
+                self._budget, self._usage, self._open_sub_tasks, workflow.now()
+            )
+            if share is None:
+                self._open_sub_tasks -= 1
+                reason = budgets.spent(self._budget, self._usage, workflow.now())
+                return SubTaskReport(
+                    task=task, status=AgentStatus.BUDGET_EXCEEDED, error=f"not started: {reason}"
+                )
+            input = policy.sub_task_input(self._input, parent_id, agent, task, needs, share)
+            self._sub_agents.add(child_id)
             try:
                 result = await workflow.execute_child_workflow(
                     AgentWorkflow.run,
                     input,
-                    id=f"{parent_id}-{call.id}-{index}",
+                    id=child_id,
                     static_summary=f"{agent}: {task[:150]}",
                     search_attributes=self._child_search_attributes(input),
                 )
@@ -632,6 +716,9 @@ class AgentWorkflow:
                 return SubTaskReport(
                     task=task, status=AgentStatus.FAILED, error=str(err.cause or err)
                 )
+            finally:
+                self._sub_agents.discard(child_id)
+                self._open_sub_tasks -= 1
         self._add_usage(input.model, result.usage)
         return SubTaskReport(
             task=task, status=result.status, answer=result.answer, error=result.error
@@ -685,7 +772,10 @@ class AgentWorkflow:
 
     def _no_answer(self, question: PendingQuestion) -> str:
         ask = self._input.ask
-        if ask.on_timeout is OnQuestionTimeout.FAIL:
+        # Past the deadline the run ends at the next cycle boundary, for that reason.
+        deadline = self._budget.deadline
+        past_deadline = deadline is not None and workflow.now() >= deadline
+        if ask.on_timeout is OnQuestionTimeout.FAIL and not past_deadline:
             self._fail(
                 f"nobody answered {question.question!r} within {ask.deadline_seconds:g} s",
                 "QuestionTimeout",
@@ -693,7 +783,13 @@ class AgentWorkflow:
         return ask.default_answer
 
     async def _wait(self, condition: Callable[[], bool], seconds: float | None) -> bool:
-        """Wait for a condition, at most ``seconds``; False when the deadline passed."""
+        """Wait for a condition, at most ``seconds``; False when the deadline passed.
+
+        The agent's own deadline, if any, bounds every wait.
+        """
+        if self._budget.deadline is not None:
+            left = max((self._budget.deadline - workflow.now()).total_seconds(), 0.001)
+            seconds = min(seconds, left) if seconds else left
         try:
             await workflow.wait_condition(
                 condition, timeout=timedelta(seconds=seconds) if seconds else None
@@ -741,6 +837,21 @@ class AgentWorkflow:
         workflow.continue_as_new(self._input.model_copy(update={"carry": carry}))
 
     # --- state and endings -------------------------------------------------------------
+
+    def _on_outage(self, outage: ProviderOutage | None) -> None:
+        status = AgentStatus.RUNNING if outage is None else AgentStatus.WAITING_PROVIDER
+        if status is not self._status:
+            self._set_status(status)
+
+    def on_dropped_signal(self, handler: str, reason: str) -> None:
+        """Told by :mod:`workflows.handler_guard` when it drops a malformed signal."""
+        self._drop(handler, reason)
+
+    def _drop(self, handler: str, reason: str) -> None:
+        """A signal that cannot be applied: dropped, logged, and counted for ``status``."""
+        self._dropped += 1
+        self._last_dropped = f"{handler}: {reason}"
+        workflow.logger.warning("%s signal dropped: %s", handler, reason)
 
     def _set_status(self, status: AgentStatus) -> None:
         self._status = status

@@ -5,10 +5,10 @@ Every field added later gets a default: recorded histories must keep loading.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from activities.models import ApprovalMode, Message, TokenUsage
 from activities.tools.control import Selection, TodoItem
@@ -52,6 +52,42 @@ class ActivityPolicy(BaseModel):
     initial_interval_seconds: float = 1.0
     backoff_coefficient: float = 2.0
     maximum_interval_seconds: float = 60.0
+
+
+class OnRetriesExhausted(StrEnum):
+    """What an agent does when its provider still fails after ``max_retry_duration``."""
+
+    FAIL = "fail"
+    """The run fails, naming the provider's last error."""
+    WAIT = "wait"
+    """The agent waits (status ``waiting_provider``) until an operator sends ``retry``."""
+
+
+class LLMPolicy(ActivityPolicy):
+    """Timeouts and retries of the LLM calls (cycles and summaries), and outages.
+
+    One activity retries quickly (``max_attempts`` with backoff, honouring
+    ``Retry-After``). When those attempts are spent on retryable errors (5xx, 429,
+    connection errors, timeouts), the agent shows ``waiting_provider``, waits
+    ``maximum_interval_seconds`` (or the provider's ``Retry-After``, if longer) and
+    tries again, until ``max_retry_duration`` has passed since the outage began.
+    """
+
+    max_retry_duration: timedelta = timedelta(hours=1)
+    """How long a provider outage is ridden out before ``on_exhausted`` applies."""
+    on_exhausted: OnRetriesExhausted = OnRetriesExhausted.FAIL
+
+
+class ProviderOutage(BaseModel):
+    """Answer part of the ``status`` query while the LLM provider keeps failing."""
+
+    since: datetime
+    """When the first call of this outage failed for good (workflow time)."""
+    rounds: int = 1
+    """Activity executions that failed, each after all its attempts."""
+    last_error: str = ""
+    next_retry_at: datetime | None = None
+    """``None`` once retries ran out and an operator's ``retry`` is awaited."""
 
 
 class OnQuestionTimeout(StrEnum):
@@ -179,8 +215,8 @@ class AgentInput(BaseModel):
     """Tool names to offer; ``None`` offers every tool the worker has."""
     max_cycles: int = Field(50, ge=1)
     """At most this many LLM calls; then the run ends with status ``max_cycles``."""
-    llm_policy: ActivityPolicy = ActivityPolicy()
-    """Timeouts and retries of the LLM call."""
+    llm_policy: LLMPolicy = LLMPolicy()
+    """Timeouts and retries of the LLM call, and how long a provider outage is ridden out."""
     stream: bool = True
     """Stream LLM responses (heartbeats per chunk, so cancellation reaches them)."""
     temperature: float | None = None
@@ -205,6 +241,22 @@ class AgentInput(BaseModel):
     status ``budget_exceeded``."""
     parent: ParentLink | None = None
     """Set when this agent is a sub-agent."""
+    max_cost_usd: float | None = Field(None, gt=0)
+    """Cost budget in US dollars (sub-agents included), priced by the worker's table;
+    past it the run ends with status ``budget_exceeded``."""
+    deadline: datetime | None = None
+    """Wall-clock deadline; past it the run ends with status ``budget_exceeded``.
+    Checked between cycles and while waiting for a person."""
+    max_duration: timedelta | None = None
+    """The same as a duration from the agent's start; the earlier of the two applies."""
+
+    @field_validator("llm_policy", mode="before")
+    @classmethod
+    def _llm_policy(cls, value: object) -> object:
+        # A plain ActivityPolicy (as before LLMPolicy existed) keeps the outage defaults.
+        if isinstance(value, ActivityPolicy) and not isinstance(value, LLMPolicy):
+            return LLMPolicy(**value.model_dump())
+        return value
 
 
 class PendingQuestion(BaseModel):
@@ -274,8 +326,11 @@ class SteerInput(BaseModel):
 
 
 class RetryInput(BaseModel):
-    """Argument of the ``retry`` update: an operator tells an agent whose provider
-    retries ran out (``llm_policy.on_exhausted = wait``) to try its LLM call again."""
+    """Argument of the ``retry`` update, which an operator sends to try the LLM again.
+
+    It applies to an agent whose provider retries ran out while
+    ``llm_policy.on_exhausted`` is ``wait``.
+    """
 
     reason: str | None = Field(None, max_length=1_000)
 
@@ -361,6 +416,14 @@ class AgentView(BaseModel):
     last_activity: datetime | None = None
     """When the status last changed (workflow time)."""
     cancel_reason: str | None = None
+    provider_outage: ProviderOutage | None = None
+    """Set while the LLM provider keeps failing (status ``waiting_provider``)."""
+    dropped_inputs: int = 0
+    """Signals dropped because they were malformed or over their size bound."""
+    last_dropped: str | None = None
+    """Why the last one was dropped."""
+    deadline: datetime | None = None
+    """The wall-clock deadline in force, if any."""
 
 
 class AgentResult(BaseModel):

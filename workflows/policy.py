@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from temporalio.common import RetryPolicy
 
+from activities import limits
 from activities.errors import ToolError
 from activities.models import (
     ApprovalMode,
@@ -40,10 +41,12 @@ from activities.tools.control import (
 )
 from activities.tools.dangerous import is_dangerous_command
 from activities.tools.registry import parse_arguments
+from workflows.budgets import Budget
 from workflows.models import (
     ActivityPolicy,
     AgentInput,
     AgentStatus,
+    ApprovalDecision,
     HistoryPolicy,
     MemoryPolicy,
     ParentLink,
@@ -136,9 +139,19 @@ def sub_agents_section(sub_agents: dict[str, SubAgentSpec]) -> list[str]:
 
 
 def sub_task_input(
-    parent: AgentInput, parent_id: str, agent: str, task: str, requirements: str | None
+    parent: AgentInput,
+    parent_id: str,
+    agent: str,
+    task: str,
+    requirements: str | None,
+    budget: Budget | None = None,
 ) -> AgentInput:
-    """The input of a sub-agent's child workflow: its spec, the parent's policies."""
+    """The input of a sub-agent's child workflow.
+
+    Its spec, the parent's policies, and its share of the parent's budget (see
+    :mod:`workflows.budgets`).
+    """
+    budget = budget or Budget()
     spec = parent.sub_agents[agent]
     text = task if not requirements else f"{task}\n\nOutput requirements: {requirements}"
     return AgentInput(
@@ -155,6 +168,9 @@ def sub_task_input(
         memory=parent.memory,
         history=parent.history,
         parent=ParentLink(workflow_id=parent_id, agent=agent),
+        max_tokens=budget.max_tokens,
+        max_cost_usd=budget.max_cost_usd,
+        deadline=budget.deadline,
     )
 
 
@@ -289,6 +305,17 @@ def decide(calls: list[ToolCall], control: ControlOutcome) -> Directive:
 def cycles_exhausted(cycles_done: int, max_cycles: int) -> bool:
     """True when no further LLM call is allowed."""
     return cycles_done >= max_cycles
+
+
+def refused_result(call: ToolCall) -> ToolResult:
+    """The error a model gets for a call the LLM activity refused (see ``ToolCall.refused``)."""
+    return _result(
+        call,
+        ToolStatus.ERROR,
+        f"{call.refused}; nothing was run. Send large content in several smaller calls "
+        "(for a file: _write_file with append=true).",
+        "too_large",
+    )
 
 
 def unknown_tool_result(call: ToolCall, offered: list[str]) -> ToolResult:
@@ -481,6 +508,39 @@ def fingerprint(arguments: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def steering_too_large(message: str, inbox: list[str]) -> str | None:
+    """Why a ``say`` message cannot be taken in, or ``None`` when it fits."""
+    nbytes = limits.size(message)
+    if nbytes > limits.MAX_SAY_BYTES:
+        return limits.too_large("the message", nbytes, limits.MAX_SAY_BYTES)
+    unread = sum(limits.size(m) for m in inbox)
+    if unread + nbytes > limits.MAX_INBOX_BYTES:
+        return (
+            f"{unread:,} bytes of messages are still unread; another {nbytes:,} would pass "
+            f"the inbox limit of {limits.MAX_INBOX_BYTES:,}"
+        )
+    return None
+
+
+def decision_too_large(decision: ApprovalDecision) -> str | None:
+    """Why a ``decide`` update is over its bounds, or ``None`` when it fits."""
+    for what, text, limit in (
+        ("the message", decision.message, limits.MAX_DECISION_MESSAGE_BYTES),
+        ("the edited arguments", decision.arguments, limits.MAX_EDITED_ARGUMENTS_BYTES),
+    ):
+        if text is not None and (nbytes := limits.size(text)) > limit:
+            return limits.too_large(what, nbytes, limit)
+    return None
+
+
+def last_turn_index(transcript: list[Message]) -> int:
+    """Index of the last assistant message (the current turn); -1 when there is none."""
+    return next(
+        (i for i in range(len(transcript) - 1, -1, -1) if transcript[i].role is Role.ASSISTANT),
+        -1,
+    )
+
+
 class InvalidReply(ValueError):
     """A reply that does not answer the pending question; the message says why."""
 
@@ -499,6 +559,9 @@ def reply_text(question: PendingQuestion | None, reply: ReplyInput) -> str:
             f"stale reply: question {reply.question_id!r} is not the pending one ({question.id!r})"
         )
     answers = [reply.answer] if isinstance(reply.answer, str) else list(reply.answer)
+    nbytes = sum(limits.size(a) for a in answers)
+    if nbytes > limits.MAX_REPLY_BYTES:
+        raise InvalidReply(limits.too_large("the answer", nbytes, limits.MAX_REPLY_BYTES))
     if not answers or not all(a.strip() for a in answers):
         raise InvalidReply("the answer is empty")
     if question.selection is not Selection.MULTIPLE and len(answers) > 1:
