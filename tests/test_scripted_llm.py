@@ -338,6 +338,8 @@ async def test_models_list(llm: ScriptedLLMServer, client: AsyncOpenAI) -> None:
         ({"name": "x", "steps": [{"content": "a", "faults": [{"status": 200}]}]}, "status"),
         ({"name": "x", "steps": [{}]}, "'content' or 'tool_calls'"),
         ({"name": "x", "steps": [{"content": "a"}], "after_last": "loop"}, "after_last"),
+        ({"name": "x", "steps": [{"content": "a", "stream_tool_calls": "odd"}]}, "stream_tool"),
+        ({"name": "x", "steps": [{"content": "a", "reasoning_field": "why"}]}, "reasoning_field"),
         ({"name": "demo", "steps": [{"content": "a"}]}, "already registered"),
     ],
 )
