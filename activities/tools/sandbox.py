@@ -11,8 +11,10 @@ command runs inside `bubblewrap <https://github.com/containers/bubblewrap>`_:
   ``LANG``, ``TERM`` and the variables a deployment declares, nothing else;
 - **a minimal file system**: the system directories read-only (``/usr``, ``/bin``,
   ``/lib*``, ``/etc`` minus its password and key files), a private ``/tmp``, and the
-  workspace, the only tree a command can write. The worker's home, the transcript
-  store and every other host directory are not mounted, so they do not exist;
+  workspace at ``/workspace``, the only host tree a command can write. The worker's
+  home, the transcript store and every other host directory are not mounted, so they
+  do not exist; the sandbox's own root is read-only, so a write above the workspace
+  fails;
 - **no capabilities** and, on request, **no network** (``--unshare-net``); the network
   is allowed by default because package installs and downloads are common work;
 - **death with its worker** (``--die-with-parent``): a SIGKILLed worker takes its
@@ -38,6 +40,9 @@ BASH = "/bin/bash"
 
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 """``PATH`` inside the sandbox: only system directories are there to search."""
+WORKSPACE_MOUNT = Path("/workspace")
+"""Where the workspace appears inside the sandbox (and ``HOME``): a fixed path, so its
+parents are part of the read-only root, whatever the host path is."""
 DEFAULT_LANG = "C.UTF-8"
 DEFAULT_TERM = "dumb"
 
@@ -85,7 +90,7 @@ class ShellSandbox:
         return {
             **self.passthrough,
             "PATH": SANDBOX_PATH if self.mode is SandboxMode.BWRAP else self.path,
-            "HOME": str(root),
+            "HOME": str(WORKSPACE_MOUNT if self.mode is SandboxMode.BWRAP else root),
             "LANG": self.lang,
             "TERM": self.term,
         }
@@ -95,13 +100,15 @@ class ShellSandbox:
 
         Args:
             command: The command line.
-            root: The workspace root: bound read-write, the only writable tree.
+            root: The workspace root: bound read-write (at ``/workspace`` in the
+                sandbox), the only writable tree besides a private ``/tmp``.
             cwd: The working folder, inside ``root``.
         """
         shell = [BASH, "-c", command]
         if self.mode is SandboxMode.NONE:
             return shell
-        return [*self._bwrap_options(root.resolve(), cwd.resolve(), self.environment(root)), *shell]
+        inside = WORKSPACE_MOUNT / cwd.resolve().relative_to(root.resolve())
+        return [*self._bwrap_options(root.resolve(), inside, self.environment(root)), *shell]
 
     def preexec(self) -> Callable[[], None] | None:
         """What the child runs before ``exec``: the parent-death signal, without bwrap.
@@ -115,6 +122,7 @@ class ShellSandbox:
         return _die_with_parent(os.getpid())
 
     def _bwrap_options(self, root: Path, cwd: Path, env: Mapping[str, str]) -> list[str]:
+        """The options of bwrap; ``cwd`` is the working folder as the sandbox sees it."""
         options = [self.bwrap, "--unshare-all"]
         if self.network:
             options.append("--share-net")
@@ -129,8 +137,10 @@ class ShellSandbox:
         ]
         options += [arg for d in _MASKED_DIRS if os.path.isdir(d) for arg in ("--tmpfs", d)]
         options += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
-        # After the tmpfs mounts: a workspace under /tmp is bound on top of the private one.
-        options += ["--bind", str(root), str(root), "--chdir", str(cwd), "--clearenv"]
+        options += ["--bind", str(root), str(WORKSPACE_MOUNT), "--chdir", str(cwd)]
+        # The sandbox's own root (where /workspace and the mount points live) read-only
+        # too: a write above the workspace fails instead of landing somewhere.
+        options += ["--remount-ro", "/", "--clearenv"]
         for name, value in env.items():
             options += ["--setenv", name, value]
         options.append("--")
