@@ -419,11 +419,6 @@ async def test_a_cancel_reaches_a_call_that_waits_on_a_silent_provider(harness: 
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT not in events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workflows/agent.py run() turns the cancelled LLM activity's ActivityError "
-    "into AgentFailed; reported to the workflow's owner",
-)
 async def test_a_cancel_during_an_llm_call_ends_the_run_cancelled(harness: Harness) -> None:
     handle, _ = await _cancel_during_a_silent_call(harness)
     assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED

@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    CancelledError,
     ChildWorkflowError,
     FailureError,
 )
@@ -101,6 +102,8 @@ CLEANUP_POLICY = ActivityPolicy(start_to_close_seconds=60, heartbeat_seconds=Non
 # Providers reuse tool call ids across turns: keys of runs started before this patch
 # stay as they were, so a retried call of a running agent keeps its key.
 KEY_PER_CYCLE_PATCH = "idempotency-key-per-cycle"
+# A cancel that reached an LLM activity first ends the run Canceled (it was Failed).
+CANCEL_PATCH = "cancel-during-activity"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -175,7 +178,11 @@ class AgentWorkflow:
                     await self._continue_as_new()
                 await self._cycle()
         except ActivityError as err:
-            self._fail(_cause(err))
+            if not isinstance(err.cause, CancelledError) or not workflow.patched(CANCEL_PATCH):
+                self._fail(_cause(err))
+            # The run's cancel reached an activity first (an LLM call, a compaction).
+            await self._clean_up_after_cancel()
+            raise asyncio.CancelledError(_cause(err)) from None
         except asyncio.CancelledError:
             await self._clean_up_after_cancel()
             raise
