@@ -27,6 +27,13 @@ connection error, timeout              yes             ``LLMConnectionError``
 401, 403                               no              ``LLMAuthenticationError``
 other 4xx (400, 404, 422, ...)         no              ``LLMBadRequest``
 ====================================  ==============  ============================
+
+The provider's own text is kept in the message, bounded (``MAX_DETAIL_CHARS``). On
+its way out of the worker every activity failure then passes the activity boundary
+(:mod:`activities.boundary`): the causes' text is folded into the message, the cause
+chain and all but the last stack frames are dropped, so the failure fits the server's
+few-kilobyte limit, and the worker's secrets are redacted (a provider that quotes the
+key does not put it into history).
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ from temporalio.exceptions import ApplicationError
 MAX_RETRY_AFTER = timedelta(minutes=5)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+# A provider's error text says what went wrong in its first sentences; an HTML error
+# page from a proxy would otherwise fill the failure.
+MAX_DETAIL_CHARS = 500
 
 
 class DuragentError(Exception):
@@ -157,12 +168,15 @@ def _seconds(value: object, *, scale: float = 1.0) -> float | None:
 
 
 def _provider_message(err: openai.APIStatusError) -> str:
+    text = err.message
     body = err.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return err.message
+            text = str(inner["message"])
+    if len(text) > MAX_DETAIL_CHARS:
+        return f"{text[:MAX_DETAIL_CHARS]} [... {len(text) - MAX_DETAIL_CHARS:,} characters]"
+    return text
 
 
 def _is_context_length(err: openai.APIStatusError) -> bool:

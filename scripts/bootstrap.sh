@@ -2,7 +2,8 @@
 # Installs what duragent needs on a fresh machine, reusing what is already there:
 # uv (from PyPI when missing), the locked Python environment, the pinned Temporal CLI in
 # the per-user cache (~/.cache/duragent/bin; built once with Go, minutes), and
-# Prometheus from apt for the observability tests (when missing and apt can run).
+# bubblewrap from apt for the shell sandbox, and Prometheus from apt for the
+# observability tests (each only when missing and apt can run).
 # Prints the command that runs uv, for the Makefile. `bootstrap.sh test` also installs
 # what only the tests need.
 set -euo pipefail
@@ -28,24 +29,31 @@ $UV sync --frozen --quiet >&2
 $UV run --frozen python -c \
   "from worker.devserver import ensure_temporal_cli; ensure_temporal_cli()" >&2
 
-# Prometheus (and promtool) for the observability tests: a real server scrapes a worker.
-# Only when missing, only where apt-get can run as root, never fatal: without it those
-# tests skip and say why.
-install_prometheus() {
-  command -v prometheus >/dev/null 2>&1 && return 0
+# System packages from apt: only when missing, only where apt-get can run as root,
+# never fatal (what is missing makes its tests skip and say why).
+apt_install() { # apt_install PACKAGE WHAT-HAPPENS-WITHOUT-IT
   command -v apt-get >/dev/null 2>&1 || return 0
   local sudo=""
   if [ "$(id -u)" != 0 ]; then
     sudo -n true 2>/dev/null || return 0
     sudo="sudo -n"
   fi
-  echo "bootstrap: installing prometheus with apt-get (once)" >&2
+  echo "bootstrap: installing $1 with apt-get (once)" >&2
   if ! { $sudo apt-get update -qq &&
     $sudo env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1; then
-    echo "bootstrap: prometheus could not be installed; its tests will skip" >&2
+      apt-get install -y -qq --no-install-recommends "$1"; } >/dev/null 2>&1; then
+    echo "bootstrap: $1 could not be installed; $2" >&2
   fi
 }
+
+# bubblewrap (bwrap), the shell sandbox: without it shell commands run unconfined (the
+# worker warns at start). The demo runs shell commands, so `make demo` installs it too.
+command -v bwrap >/dev/null 2>&1 ||
+  apt_install bubblewrap "shell commands will run without a sandbox"
+
+# Prometheus (and promtool) for the observability tests: a real server scrapes a worker.
 # Only the tests need it: `make demo` does not wait for apt.
-[ "${1:-}" = "test" ] && install_prometheus
+if [ "${1:-}" = "test" ] && ! command -v prometheus >/dev/null 2>&1; then
+  apt_install prometheus "its tests will skip"
+fi
 echo "$UV"

@@ -5,7 +5,10 @@ only), because the workflow calls it while deciding whether a ``_bash`` call wai
 a person's approval, and a workflow must replay the same decision forever.
 
 It is a tripwire for honest mistakes, not a sandbox: a determined model can always
-obfuscate a command (variables, ``base64 -d | sh``, a script file). What it catches:
+obfuscate a command (variables, ``base64 -d | sh``, ``find -delete``, a downloaded
+script, ``python -c``). The boundary is the shell sandbox
+(:mod:`activities.tools.sandbox`); this check is a convenience in front of it. What it
+catches:
 
 - ``rm`` recursive on the root, the home folder, the current or parent folder, ``*``,
   or a top-level system folder (``rm -rf /``, ``rm -rf ~``, ``rm -rf *``, ``rm -r /usr``);
