@@ -17,21 +17,16 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import NoReturn
-
-from temporalio.client import Client
-from temporalio.service import RPCError
+from typing import TYPE_CHECKING, NoReturn
 
 from worker import cli_args as arg
-from worker.client import TemporalUnavailable, agent_handle, connect, is_not_found
-from worker.commands import COMMANDS, EXIT_USAGE, UserError
-from worker.inspection import LS_STATUSES, recorded_status
-from worker.settings import Settings, SettingsError
-from worker.telemetry import Telemetry, TelemetrySettings, TelemetrySettingsError
-from workflows import search_attributes as search
+from worker.cli_args import EXIT_BROKEN_PIPE, EXIT_USAGE, LS_STATUSES
 
-EXIT_BROKEN_PIPE = 141
-"""As a shell reports a process killed by SIGPIPE: whoever read the output left."""
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from worker.settings import Settings
+    from worker.telemetry import TelemetrySettings
 
 EXAMPLES = {
     "worker": "DURAGENT_TASK_QUEUE=duragent duragent worker",
@@ -226,13 +221,22 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
         try:
             args.task = arg.read_task(args.task, args.task_file)
         except argparse.ArgumentTypeError as err:
-            parser.error(str(err))
+            parser.exit(EXIT_USAGE, f"duragent: error: {err} (see `duragent run --help`)\n")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``duragent`` command."""
+    """Entry point of the ``duragent`` command.
+
+    The arguments are checked before Temporal's client and the models are imported,
+    so help and usage errors answer at once.
+    """
     args = parse(build_parser(), argv)
+    from worker.client import TemporalUnavailable
+    from worker.commands import UserError
+    from worker.settings import Settings, SettingsError
+    from worker.telemetry import TelemetrySettings, TelemetrySettingsError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # The SDK logs each failed activity attempt at WARNING with a traceback, and the HTTP
     # client each request; the CLI reports outcomes itself.
@@ -268,6 +272,7 @@ def _local(args: argparse.Namespace) -> int:
 
         return asyncio.run(run_demo(dict(os.environ)))
     from worker.devserver import main as server_main
+    from workflows import search_attributes as search
 
     flags = ["--port", str(args.port), "--ui-port", str(args.ui_port), "--db-file", args.db_file]
     for name, kind in search.DEV_SERVER.items():
@@ -278,6 +283,12 @@ def _local(args: argparse.Namespace) -> int:
 async def _dispatch(
     args: argparse.Namespace, settings: Settings, telemetry_settings: TelemetrySettings
 ) -> int:
+    from temporalio.service import RPCError
+
+    from worker.client import connect, is_not_found
+    from worker.commands import COMMANDS, UserError
+    from worker.telemetry import Telemetry
+
     # Only a worker serves metrics; every command traces, so `run` starts the trace.
     telemetry = Telemetry(
         telemetry_settings, metrics=args.command == "worker", llm_base_url=settings.llm.base_url
@@ -296,6 +307,11 @@ async def _dispatch(
 
 async def _why_not_found(client: Client, agent_id: str, command: str) -> str:
     """No agent with this id, or one that has ended and takes no more input."""
+    from temporalio.service import RPCError
+
+    from worker.client import agent_handle
+    from worker.inspection import recorded_status
+
     try:
         description = await agent_handle(client, agent_id).describe()
     except RPCError:

@@ -3,6 +3,9 @@
 Each checker is an argparse ``type=``: a bad value becomes the parser's one-line usage
 error (exit code 2), so a mistake is reported the same way with or without a server.
 The bounds keep what a command sends far below Temporal's 2 MB payload limit.
+
+This module imports nothing heavy (no SDK, no models): ``--help``, ``--version`` and
+every usage error answer at once, before the CLI loads Temporal's client.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
-from activities.tools import default_tools
-from activities.tools.control import COMPRESS_MEMORY, SUB_TASK_TOOLS
-
+EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141
+"""As a shell reports a process killed by SIGPIPE: whoever read the output left."""
 MAX_ID_CHARS = 1_000
 """Temporal's default limit on a workflow id."""
 MAX_TASK_BYTES = 1_000_000
@@ -28,8 +32,22 @@ MAX_NAME_CHARS = 200
 """A model, an owner, a question or call id, a fingerprint."""
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """What OpenAI-compatible providers accept as a function name."""
-BUILT_IN_TOOLS = frozenset([t.name for t in default_tools()] + [COMPRESS_MEMORY, *SUB_TASK_TOOLS])
 STDIN = "-"
+AGENT_STATUSES = (
+    "running",
+    "waiting_user",
+    "waiting_approval",
+    "waiting_provider",
+    "completed",
+    "failed",
+    "cancelled",
+    "max_cycles",
+    "budget_exceeded",
+)
+"""``workflows.models.AgentStatus``'s values (a test keeps them equal), without its import."""
+CLOSED_BY_TEMPORAL = ("terminated", "timed_out")
+"""Statuses of runs Temporal closed itself, which the agent never recorded."""
+LS_STATUSES = (*AGENT_STATUSES, *CLOSED_BY_TEMPORAL)
 
 
 def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -127,9 +145,18 @@ def tool_names(value: str) -> list[str]:
     return names
 
 
+@cache
+def built_in_tools() -> frozenset[str]:
+    """The names of the tools every stock worker has."""
+    from activities.tools import default_tools
+    from activities.tools.control import COMPRESS_MEMORY, SUB_TASK_TOOLS
+
+    return frozenset([t.name for t in default_tools()] + [COMPRESS_MEMORY, *SUB_TASK_TOOLS])
+
+
 def unknown_tools(names: list[str] | None) -> list[str]:
     """The names that are no built-in tool (a worker may still register them)."""
-    return [n for n in names or [] if n not in BUILT_IN_TOOLS]
+    return [n for n in names or [] if n not in built_in_tools()]
 
 
 def json_object(value: str) -> str:

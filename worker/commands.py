@@ -20,12 +20,9 @@ from temporalio.client import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from worker.cli_args import unknown_tools
+from worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, unknown_tools
 from worker.client import agent_handle, ensure_search_attributes, start_agent
 from worker.inspection import (
-    EXIT_NOT_COMPLETED,
-    EXIT_OK,
-    EXIT_USAGE,
     Handle,
     UserError,
     ended,

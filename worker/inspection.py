@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.tools import TodoStatus
 from worker import render
+from worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK
 from worker.client import CLOSED_STATUS, agent_handle, is_not_found, shown_status, workflow_pollers
 from worker.pending_tree import PendingTree, item_lines, tree_lines, walk
 from worker.settings import Settings
@@ -45,7 +46,6 @@ from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME, AgentWorkflow
 from workflows.models import AgentResult, AgentStatus, AgentView, PendingView, TranscriptQuery
 
-EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE = 0, 1, 2
 WATCH_INTERVAL = 0.5  # seconds between polls of `watch`: queries are cheap, this is a person
 QUERY_TIMEOUT = timedelta(seconds=10)
 """How long a query may wait for a worker before the CLI looks for one."""
@@ -58,7 +58,6 @@ EXECUTION_FILTER = {
     "failed": f"({search.STATUS.name} = 'failed' OR ExecutionStatus = 'Failed')",
 }
 """``ls --status`` values a run closed by Temporal can have without recording them."""
-LS_STATUSES = [*(s.value for s in AgentStatus), "terminated", "timed_out"]
 
 Handle = WorkflowHandle[AgentWorkflow, AgentResult]
 T = TypeVar("T")
