@@ -414,3 +414,23 @@ async def test_a_killed_workers_command_never_writes_its_last_line(
     if mode is SandboxMode.BWRAP:  # the sleep too: the whole namespace is gone
         await eventually(lambda: not live_pids_with(f"sleep {tag}"), "the sandbox to end")
     assert not (harness.workspace / "late.txt").exists()
+
+
+async def test_a_declared_secret_a_command_prints_is_redacted(harness: Harness) -> None:
+    token = f"tok-marker-{uuid.uuid4().hex}"
+    task = harness.script(
+        [{"tool_calls": [call("_bash", command="echo t=$DEPLOY_TOKEN")]}, finish()]
+    )
+    settings = dataclasses.replace(
+        harness.settings(),
+        shell=ShellSettings(env={"DEPLOY_TOKEN": token}),
+        secrets=(token,),
+    )
+    from worker.main import agent_worker
+
+    async with agent_worker(harness.client, settings):
+        handle = await start(harness, task)
+        await handle.result()
+    assert f"t={REDACTED}" in tool_messages(harness.requests()[-1].body)[0]
+    history = json.dumps((await handle.fetch_history()).to_json_dict())
+    assert token not in history and token not in json.dumps([r.body for r in harness.requests()])
