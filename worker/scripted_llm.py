@@ -988,6 +988,7 @@ class ScriptedLLMServer:
         """Answer every request of ``script`` with ``status`` for the next ``seconds``.
 
         A provider outage as agents meet it: time-based, whatever the step or attempt.
+        ``seconds=0`` ends an outage at once.
         """
         self._book.start_outage(script, seconds, status)
 
