@@ -9,6 +9,7 @@ entry point prints as one line. The commands that only read are in
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +28,7 @@ from worker.inspection import (
     UserError,
     ended,
     ls,
+    note_missing_worker,
     pending,
     pending_tree,
     print_result,
@@ -110,6 +112,7 @@ async def reply(client: Client, args: argparse.Namespace, settings: Settings) ->
     answer: str | list[str] = args.answer[0] if len(args.answer) == 1 else args.answer
     question_id = args.question_id or await _only_question(client, handle)
     accepted = await _update(
+        client,
         handle,
         AgentWorkflow.reply,
         ReplyInput(answer=answer, question_id=question_id),
@@ -146,7 +149,9 @@ async def decide(client: Client, args: argparse.Namespace, settings: Settings) -
         fingerprint=getattr(args, "fingerprint", None),
     )
     handle = agent_handle(client, args.agent_id)
-    call_id = await _update(handle, AgentWorkflow.decide, decision, f"{args.command} rejected")
+    call_id = await _update(
+        client, handle, AgentWorkflow.decide, decision, f"{args.command} rejected"
+    )
     print(f"{action.value} recorded for call {call_id}")
     return EXIT_OK
 
@@ -154,7 +159,7 @@ async def decide(client: Client, args: argparse.Namespace, settings: Settings) -
 async def retry(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Tell an agent whose provider retries ran out to try its LLM call again."""
     handle = agent_handle(client, args.agent_id)
-    await _update(handle, RETRY_UPDATE, RetryInput(reason=args.reason), "retry rejected")
+    await _update(client, handle, RETRY_UPDATE, RetryInput(reason=args.reason), "retry rejected")
     print(f"retry requested for {args.agent_id}; `duragent watch {args.agent_id}` follows it")
     return EXIT_OK
 
@@ -179,9 +184,12 @@ async def cancel(client: Client, args: argparse.Namespace, settings: Settings) -
     return EXIT_OK
 
 
-async def _update(handle: Handle, update: Any, arg: Any, rejected: str) -> str:
+async def _update(client: Client, handle: Handle, update: Any, arg: Any, rejected: str) -> str:
+    # An update waits for a worker to run its validator: say so when none polls.
+    waiting = asyncio.ensure_future(handle.execute_update(update, arg))
+    await note_missing_worker(client, waiting, handle=handle)
     try:
-        outcome: Any = await handle.execute_update(update, arg)
+        outcome: Any = await waiting
     except WorkflowUpdateFailedError as err:
         raise UserError(f"{rejected}: {err.cause}") from err
     return str(outcome)

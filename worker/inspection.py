@@ -160,7 +160,7 @@ async def print_result(
     """
     waiting = asyncio.ensure_future(handle.result())
     if task_queue is not None:
-        await _note_missing_worker(client, waiting, task_queue)
+        await note_missing_worker(client, waiting, task_queue=task_queue)
     try:
         outcome = await waiting
     except WorkflowFailureError as err:
@@ -174,13 +174,25 @@ async def print_result(
     return EXIT_OK if outcome.status is AgentStatus.COMPLETED else EXIT_NOT_COMPLETED
 
 
-async def _note_missing_worker(
-    client: Client, waiting: asyncio.Future[AgentResult], task_queue: str
+async def note_missing_worker(
+    client: Client,
+    waiting: asyncio.Future[Any],
+    *,
+    task_queue: str | None = None,
+    handle: Handle | None = None,
 ) -> None:
+    """When ``waiting`` is not done after a few seconds, say on stderr if no worker polls.
+
+    The queue is ``task_queue``, or the one ``handle``'s agent runs on. Only says;
+    the caller keeps waiting.
+    """
     done, _ = await asyncio.wait({waiting}, timeout=NO_WORKER_NOTICE)
     if done:
         return
     try:
+        if task_queue is None:
+            assert handle is not None
+            task_queue = (await handle.describe()).task_queue
         polled = await workflow_pollers(client, task_queue)
     except RPCError:
         return
