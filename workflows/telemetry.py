@@ -12,6 +12,10 @@ the same span id and exported once, by the worker that finishes it; cycles that 
 already ended are not exported a second time. Without such a provider every helper is
 a no-op, so the replayer and untraced workers need nothing.
 
+An evicted run's coroutines may be closed outside the workflow's event loop (by the
+garbage collector, on any thread); the span helpers then call no workflow API and leave
+the span open, for the worker that replays the run to end.
+
 Counters go through ``workflow.metric_meter()``, which records nothing during replay.
 The run-level counters (started, finished, continue-as-new) need no call from the
 workflow: the worker's interceptor records them (see ``worker.telemetry``).
