@@ -54,12 +54,15 @@ async def test_ten_agents_ride_out_a_one_minute_outage(harness: Harness) -> None
     policy = LLMPolicy(**QUICK)
     async with harness.worker():
         handles = [await start(harness, task, llm_policy=policy) for _ in range(10)]
-        for handle in handles:
-            await eventually(lambda h=handle: status_is(h, AgentStatus.WAITING_USER), within=60)
+
+        async def all_asking() -> bool:
+            return all([await status_is(h, AgentStatus.WAITING_USER) for h in handles])
+
+        await eventually(all_asking, "every agent asking", within=60)
         # Every agent is mid-run; its next LLM call lands in the outage.
         harness.llm.outage(harness.marker, 60)
         for handle in handles:
-            await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="go on"))
+            _ = await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="go on"))
 
         async def all_waiting_on_provider() -> bool:
             views = [await h.query(AgentWorkflow.status) for h in handles]
@@ -140,7 +143,7 @@ async def test_retry_is_refused_when_nothing_waits_for_it(harness: Harness) -> N
         await eventually(lambda: status_is(handle, AgentStatus.WAITING_USER), within=30)
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await handle.execute_update(AgentWorkflow.retry, RetryInput())
-        await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="fine"))
+        _ = await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="fine"))
         result = await handle.result()
 
     assert "not waiting for a retry (status waiting_user)" in str(err.value.cause)

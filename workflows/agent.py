@@ -125,6 +125,7 @@ class AgentWorkflow:
         self._usage = carry.usage
         self._usage_by_model = dict(carry.usage_by_model)
         self._llm_calls = carry.llm_calls
+        self._llm_attempts = carry.llm_attempts
         self._tool_calls = carry.tool_calls
         self._runs = carry.runs
         self._compactions = carry.compactions
@@ -229,6 +230,7 @@ class AgentWorkflow:
             by_model=dict(self._usage_by_model),
             cycles=self._cycle_count,
             llm_calls=self._llm_calls,
+            llm_attempts=self._llm_attempts,
             tool_calls=self._tool_calls,
             runs=self._runs,
             compactions=self._compactions,
@@ -461,6 +463,7 @@ class AgentWorkflow:
             tool_names=names,
             stream=self._input.stream,
             temperature=self._input.temperature,
+            options=self._input.model_options,
         )
         self._llm_calls += 1
         return await workflow.execute_activity_method(
@@ -475,6 +478,7 @@ class AgentWorkflow:
         self._transcript.append(turn.message)
         self._transcript_ref, self._sent = turn.transcript_ref, len(self._transcript)
         self._prompt_tokens = turn.usage.input_tokens
+        self._llm_attempts += turn.attempt
         self._add_usage(turn.model or self._input.model, turn.usage)
         self._last_activity = workflow.now()
 
@@ -830,6 +834,7 @@ class AgentWorkflow:
             usage=self._usage,
             usage_by_model=self._usage_by_model,
             llm_calls=self._llm_calls,
+            llm_attempts=self._llm_attempts,
             tool_calls=self._tool_calls,
             todos=self._todos,
             inbox=self._inbox,
@@ -917,6 +922,7 @@ class AgentWorkflow:
             error=self._error,
             runs=self._runs,
             compactions=self._compactions,
+            llm_attempts=self._llm_attempts,
         )
 
 

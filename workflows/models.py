@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
-from activities.models import ApprovalMode, Message, TokenUsage
+from activities.models import ApprovalMode, Message, ModelOptions, TokenUsage
 from activities.tools.control import Selection, TodoItem
 
 
@@ -166,6 +166,7 @@ class CarryState(BaseModel):
     usage: TokenUsage
     usage_by_model: dict[str, TokenUsage] = Field(default_factory=dict)
     llm_calls: int = 0
+    llm_attempts: int = 0
     tool_calls: int = 0
     todos: list[TodoItem] = Field(default_factory=list)
     inbox: list[str] = Field(default_factory=list)
@@ -192,6 +193,8 @@ class SubAgentSpec(BaseModel):
     tools: list[str] | None = None
     """Tools it may use; every worker tool when ``None`` (sub-agent tools excepted)."""
     max_cycles: int = Field(20, ge=1)
+    model_options: ModelOptions | None = None
+    """Its model options; the parent's when empty and it runs the parent's model."""
 
 
 class ParentLink(BaseModel):
@@ -220,6 +223,9 @@ class AgentInput(BaseModel):
     stream: bool = True
     """Stream LLM responses (heartbeats per chunk, so cancellation reaches them)."""
     temperature: float | None = None
+    model_options: ModelOptions | None = None
+    """Sampling and provider options (reasoning effort, top_p, seed, stop, extra body,
+    ...); they override the worker's per-family defaults."""
     ask: AskPolicy = AskPolicy()
     """Deadline and default of ``_ask_user`` questions."""
     approval: ApprovalPolicy = ApprovalPolicy()
@@ -357,6 +363,9 @@ class UsageView(BaseModel):
     by_model: dict[str, TokenUsage] = Field(default_factory=dict)
     cycles: int = 0
     llm_calls: int = 0
+    llm_attempts: int = 0
+    """Attempts of the LLM activities that answered, retries included: the cost of
+    flaky providers (Temporal's history keeps only each activity's last failure)."""
     tool_calls: int = 0
     runs: int = 1
     """Runs of this agent so far (continue-as-new starts a new one)."""
@@ -439,3 +448,5 @@ class AgentResult(BaseModel):
     runs: int = 1
     """Runs over which the totals were counted (continue-as-new starts a new run)."""
     compactions: int = 0
+    llm_attempts: int = 0
+    """LLM activity attempts that led to answers, retries included."""

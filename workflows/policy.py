@@ -162,6 +162,8 @@ def sub_task_input(
         max_cycles=spec.max_cycles,
         llm_policy=parent.llm_policy,
         stream=parent.stream,
+        # The parent's options suit the parent's model only.
+        model_options=spec.model_options or (None if spec.model else parent.model_options),
         ask=parent.ask,
         approval=parent.approval,
         owner=parent.owner,
