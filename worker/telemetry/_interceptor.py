@@ -68,6 +68,8 @@ LLM_REQUESTS = "duragent_llm_requests"
 LLM_ERRORS = "duragent_llm_errors"
 LLM_DURATION = "duragent_llm_request_duration_seconds"
 LLM_TOKENS = "duragent_llm_tokens"
+# SDK counters take whole numbers: cost is counted in millionths of a dollar.
+LLM_COST = "duragent_llm_cost_usd_micros"
 TOOL_CALLS = "duragent_tool_calls"
 TOOL_DURATION = "duragent_tool_call_duration_seconds"
 
@@ -204,6 +206,11 @@ class _LLMCall(_Call):
             tokens = meter.create_counter(LLM_TOKENS, "Tokens of LLM calls", "tokens")
             tokens.add(result.usage.input_tokens, self._labels | {"type": "input"})
             tokens.add(result.usage.output_tokens, self._labels | {"type": "output"})
+            if result.usage.cost_usd > 0:
+                cost = meter.create_counter(
+                    LLM_COST, "Cost of LLM calls, per the worker's price table", "1e-6 USD"
+                )
+                cost.add(round(result.usage.cost_usd * 1_000_000), self._labels)
         self._record("success", seconds)
 
     def failed(self, span: Span, err: BaseException, seconds: float) -> None:
