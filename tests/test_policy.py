@@ -181,3 +181,11 @@ def test_the_summary_takes_the_middle_by_reference_when_stored() -> None:
 
 def call_message(i: int) -> Message:
     return Message(role=Role.USER, content=f"m{i}")
+
+
+def test_a_transcript_page_is_cut_short_past_its_byte_bound() -> None:
+    big = [Message(role=Role.USER, content="x" * 400) for _ in range(5)]
+    assert len(policy.page_within(big, 1_000)) == 2
+    assert len(policy.page_within(big, 10_000)) == 5
+    # One message over the bound still comes back: a page is never empty.
+    assert len(policy.page_within(big, 10)) == 1

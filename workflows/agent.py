@@ -102,6 +102,9 @@ CLEANUP_POLICY = ActivityPolicy(start_to_close_seconds=60, heartbeat_seconds=Non
 # Providers reuse tool call ids across turns: keys of runs started before this patch
 # stay as they were, so a retried call of a running agent keeps its key.
 KEY_PER_CYCLE_PATCH = "idempotency-key-per-cycle"
+# A transcript page stays far below the query response limit (2 MB payloads); a page
+# cut short says so by holding fewer messages than asked.
+QUERY_PAGE_BYTES = 1_000_000
 # A cancel that reached an LLM activity first ends the run Canceled (it was Failed).
 CANCEL_PATCH = "cancel-during-activity"
 
@@ -216,10 +219,13 @@ class AgentWorkflow:
     def transcript(self, page: TranscriptQuery | None = None) -> TranscriptPage:
         """One page of the transcript (the system prompt excluded).
 
-        Paged, so a long run never exceeds the query size limit.
+        Paged, and cut short past ``QUERY_PAGE_BYTES`` (at least one message), so a
+        long run never exceeds the query size limit.
         """
         page = page or TranscriptQuery()
-        messages = self._transcript[page.offset : page.offset + page.limit]
+        messages = policy.page_within(
+            self._transcript[page.offset : page.offset + page.limit], QUERY_PAGE_BYTES
+        )
         return TranscriptPage(total=len(self._transcript), offset=page.offset, messages=messages)
 
     @workflow.query(name="usage")

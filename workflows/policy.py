@@ -535,6 +535,18 @@ def decision_too_large(decision: ApprovalDecision) -> str | None:
     return None
 
 
+def page_within(messages: list[Message], max_bytes: int) -> list[Message]:
+    """The leading messages whose content fits in ``max_bytes`` (at least one)."""
+    total = 0
+    for i, message in enumerate(messages):
+        total += limits.size(message.content or "") + sum(
+            limits.size(c.arguments) for c in message.tool_calls
+        )
+        if total > max_bytes and i > 0:
+            return messages[:i]
+    return messages
+
+
 def last_turn_index(transcript: list[Message]) -> int:
     """Index of the last assistant message (the current turn); -1 when there is none."""
     return next(

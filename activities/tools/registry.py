@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 from pydantic import BaseModel, ValidationError
 
 from activities.errors import ToolError
+from activities.limits import MAX_ERROR_BYTES, truncate
 from activities.models import ApprovalMode, ToolCall, ToolKind, ToolResult, ToolSpec, ToolStatus
 from activities.tools.workspace import Workspace
 
@@ -246,7 +247,8 @@ def error_result(call: ToolCall, err: ToolError) -> ToolResult:
         call_id=call.id,
         name=call.name,
         status=ToolStatus.ERROR,
-        content=str(err),
+        # An error message that quotes its input must not carry that input whole.
+        content=truncate(str(err), MAX_ERROR_BYTES),
         error_code=err.code,
     )
 
