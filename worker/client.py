@@ -71,6 +71,11 @@ async def connect(
             f"cannot read Temporal's client configuration: {_first_line(err)}"
         ) from err
     config.setdefault("target_host", DEFAULT_ADDRESS)
+    if "://" in config["target_host"]:
+        raise TemporalUnavailable(
+            f"TEMPORAL_ADDRESS {config['target_host']!r} is not a Temporal address (a URL); "
+            f"expected host:port, e.g. {DEFAULT_ADDRESS}"
+        )
     plugins = [plugin or DuragentPlugin(), *(telemetry.plugins() if telemetry else [])]
     runtime = telemetry.runtime if telemetry else None
     try:
