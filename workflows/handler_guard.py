@@ -95,9 +95,11 @@ def argument_problem(expected: list[Parameter] | None, args: typing.Sequence[Any
     return None
 
 
-# Where the SDK's decorators keep a handler's definition (name, unbound function).
+# Where the SDK's decorators keep a handler's definition (name, unbound function): on
+# the function, as ``__temporal_signal_definition`` for a signal and ``_defn`` (the
+# ``UpdateMethodMultiParam`` protocol) for an update.
 _SIGNAL = "__temporal_signal_definition"
-_UPDATE = "__temporal_update_definition"
+_UPDATE = "_defn"
 
 
 def _parameters(attribute: str, name: str) -> list[Parameter] | None:
