@@ -89,7 +89,10 @@ async def answered(client: Client, handle: Handle, query: Awaitable[T]) -> T:
         if is_not_found(err):
             raise
         queue = (await handle.describe()).task_queue
-        if not await workflow_pollers(client, queue):
+        # The server itself says so when its pollers left ("no poller seen for task
+        # queue recently"); else a timed-out query with no poller listed means the same.
+        server_says = err.status is RPCStatusCode.FAILED_PRECONDITION and "poller" in err.message
+        if server_says or not await workflow_pollers(client, queue):
             raise NoWorker(_no_worker(queue, handle.id)) from err
         if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
             raise UserError(
@@ -247,7 +250,7 @@ async def status(client: Client, args: argparse.Namespace, settings: Settings) -
             # No need to wait for the query's timeout: nothing can answer it.
             raise NoWorker(_no_worker(description.task_queue, handle.id))
         view = await status_view(client, handle)
-    except NoWorker as err:
+    except UserError as err:
         if not closed:
             raise
         # A closed run needs a worker to answer queries; Temporal still knows how it ended.
