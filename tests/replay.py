@@ -9,14 +9,17 @@ replays every committed file, so a change that would break running agents fails 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
+from activities import limits
 from tests.conftest import eventually
 from worker.client import start_agent
 from worker.embedded import embedded
@@ -27,6 +30,7 @@ from workflows.models import (
     AgentInput,
     AgentStatus,
     ApprovalDecision,
+    ApprovalPolicy,
     HistoryPolicy,
     ReplyInput,
     SteerInput,
@@ -151,8 +155,68 @@ async def _waiting(handle: WorkflowHandle[AgentWorkflow, Any]) -> bool:
     return view.status is AgentStatus.WAITING_USER
 
 
+# Version 3 (issue 9) adds: a tool call the LLM activity refused as oversize, a
+# sub-agent started with a share of the parent's token budget, a steering message
+# dropped as oversize next to one taken in, and an approval decided by an edit.
+OVERSIZE_ARGUMENTS = json.dumps({"path": "huge.txt", "content": "h" * 300_000})
+REFERENCE_V3_STEPS: list[dict[str, Any]] = [
+    {"tool_calls": [{"name": "_write_file", "arguments": OVERSIZE_ARGUMENTS}]},
+    _call("_create_sub_task", agent="helper", task="[reference child] say hi"),
+    _call("_write_file", path="b.txt", content="proposed"),
+    _call("_task_finish", message="done"),
+]
+
+
+async def record_reference_v3(name: str) -> Path:
+    """Run the version 3 scenario and save its history."""
+    scripts = [
+        {
+            "name": "child",
+            "match": "[reference child]",
+            "steps": [_call("_task_finish", message="hi")],
+        },
+        {"name": "ref3", "match": "[reference v3]", "steps": REFERENCE_V3_STEPS},
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
+            async with agent_worker(env.client, env.settings):
+                input = AgentInput(
+                    task="[reference v3] bounds, budgets, edits",
+                    model="scripted",
+                    stream=False,
+                    sub_agents={"helper": SubAgentSpec(description="says hi")},
+                    max_tokens=1_000_000,
+                    approval=ApprovalPolicy(tools={"_write_file": "always"}),
+                )
+                handle = await start_agent(env.client, input, task_queue="record", agent_id=name)
+                pending = await eventually(lambda: _approval(handle))
+                too_long = SteerInput(message="x" * (limits.MAX_SAY_BYTES + 1))
+                await handle.signal(AgentWorkflow.say, too_long)
+                await handle.signal(AgentWorkflow.say, SteerInput(message="be brief"))
+                await eventually(lambda: _dropped(handle))
+                edited = json.dumps({"path": "b.txt", "content": "edited"})
+                decision = ApprovalDecision(call_id=pending, action="edit", arguments=edited)
+                _ = await handle.execute_update(AgentWorkflow.decide, decision)
+                result = await handle.result()
+                assert result.status is AgentStatus.COMPLETED, result
+            history = await handle.fetch_history()
+    path = HISTORIES / f"{name}.json"
+    path.write_text(history.to_json(), encoding="utf-8")
+    return path
+
+
+async def _dropped(handle: WorkflowHandle[AgentWorkflow, Any]) -> bool:
+    view = await handle.query(AgentWorkflow.status)
+    return view.dropped_inputs == 1
+
+
+RECORDERS: dict[str, Callable[[str], Awaitable[object]]] = {
+    "record": record_reference,
+    "record-v2": record_reference_v2,
+    "record-v3": record_reference_v3,
+}
+
 if __name__ == "__main__":
-    if sys.argv[1:2] not in (["record"], ["record-v2"]) or len(sys.argv) != 3:
-        sys.exit("usage: python -m tests.replay record|record-v2 NAME")
-    record = record_reference if sys.argv[1] == "record" else record_reference_v2
-    print(asyncio.run(record(sys.argv[2])))
+    if len(sys.argv) != 3 or sys.argv[1] not in RECORDERS:
+        sys.exit(f"usage: python -m tests.replay {'|'.join(RECORDERS)} NAME")
+    print(asyncio.run(RECORDERS[sys.argv[1]](sys.argv[2])))
