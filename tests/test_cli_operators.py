@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,16 @@ from tests.conftest import Harness, eventually
 from tests.processes import cli, worker_env
 from tests.test_agent import call, finish, start
 from tests.test_operating import ask, status_is
+from tests.test_outage import QUICK
 from workflows.agent import AgentWorkflow
-from workflows.models import AgentStatus, ApprovalPolicy, HistoryPolicy, SubAgentSpec
+from workflows.models import (
+    AgentStatus,
+    ApprovalPolicy,
+    HistoryPolicy,
+    LLMPolicy,
+    OnRetriesExhausted,
+    SubAgentSpec,
+)
 
 
 async def rows(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
@@ -323,3 +332,28 @@ async def test_task_from_a_file_and_from_standard_input(harness: Harness, tmp_pa
         started = events[0].workflow_execution_started_event_attributes
         assert json.loads(started.input.payloads[0].data)["task"] == long_task
         await handle.terminate()
+
+
+async def test_retry_verb(harness: Harness) -> None:
+    task = harness.script([finish("after the retry")])
+    harness.llm.outage(harness.marker, 600)
+    policy = LLMPolicy(
+        **QUICK, max_retry_duration=timedelta(seconds=2), on_exhausted=OnRetriesExhausted.WAIT
+    )
+    env = worker_env(harness)
+    async with harness.worker():
+        handle = await start(harness, task, llm_policy=policy)
+        early = await cli(env, "retry", handle.id)  # retries have not run out yet
+
+        async def awaiting_operator() -> bool:
+            view = await handle.query(AgentWorkflow.status)
+            return view.provider_outage is not None and view.provider_outage.next_retry_at is None
+
+        await eventually(awaiting_operator, "retries ran out", within=60)
+        harness.llm.outage(harness.marker, 0)
+        retried = await cli(env, "retry", handle.id, "--reason", "provider is back")
+        result = await handle.result()
+
+    assert early.returncode == 2 and "retry rejected" in early.stderr, early.stderr
+    assert retried.returncode == 0, retried.stderr
+    assert result.answer == "after the retry"
