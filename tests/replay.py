@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,7 @@ async def _dropped(handle: WorkflowHandle[AgentWorkflow, Any]) -> bool:
     return view.dropped_inputs == 1
 
 
-RECORDERS: dict[str, Callable[[str], Awaitable[object]]] = {
+RECORDERS: dict[str, Callable[[str], Coroutine[Any, Any, object]]] = {
     "record": record_reference,
     "record-v2": record_reference_v2,
     "record-v3": record_reference_v3,

@@ -15,11 +15,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from activities import limits
 from tests.conftest import Harness, eventually
 from tests.test_agent import call, finish, start, tool_messages
-from tests.test_operating import Handle, ask, decide, pending_approvals, write
+from tests.test_operating import ask, decide, pending_approvals, write
 from tests.workflow_checks import (
     accepted_updates,
     assert_no_failed_workflow_task,
     dropped,
+    reply,
     waiting_user,
 )
 from workflows.agent import AgentWorkflow
@@ -39,10 +40,6 @@ MB = 1024 * 1024
 
 def user_messages(body: dict[str, Any]) -> list[str]:
     return [m["content"] for m in body["messages"] if m["role"] == "user"]
-
-
-async def reply(handle: Handle, answer: str) -> str:
-    return await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer=answer))
 
 
 # --- say ----------------------------------------------------------------------------------

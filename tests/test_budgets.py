@@ -89,7 +89,7 @@ async def test_a_spent_parent_starts_no_more_sub_tasks(harness: Harness) -> None
     # One at a time: 700 // 3 = 233 for the first (it spends 500), 200 // 2 = 100 for the
     # second (500 again), and nothing is left for the third.
     assert result.status is AgentStatus.BUDGET_EXCEEDED
-    reports = json.loads(page.messages[-1].content)
+    reports = json.loads(page.messages[-1].content or "")
     assert [r["status"] for r in reports] == ["budget_exceeded"] * 3
     assert "not started" not in reports[1]["error"]
     assert reports[2]["error"].startswith("sub-task ended budget_exceeded: not started: token")

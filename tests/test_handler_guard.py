@@ -23,10 +23,11 @@ from tests.workflow_checks import (
     accepted_updates,
     assert_no_failed_workflow_task,
     dropped,
+    reply,
     waiting_user,
 )
 from workflows.agent import AgentWorkflow
-from workflows.models import AgentResult, AgentStatus, ReplyInput, TranscriptQuery
+from workflows.models import AgentResult, AgentStatus, TranscriptQuery
 
 NOT_JSON = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b"{not json"))
 NO_ARGS: list[Any] = []
@@ -52,7 +53,7 @@ async def test_malformed_say_and_reply_signals_are_dropped(harness: Harness) -> 
         await handle.signal("reply_signal", args=[{"answer": "x"}, "extra"])
         view = await eventually(lambda: dropped(handle, 3))
         assert view.status is AgentStatus.WAITING_USER
-        await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="valid"))
+        await reply(handle, "valid")
         result = await handle.result()
         page = await handle.query(AgentWorkflow.transcript, TranscriptQuery())
 
@@ -76,7 +77,7 @@ async def test_malformed_updates_are_rejected_before_history(harness: Harness) -
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update("decide", {})
         assert await accepted_updates(handle) == 0
-        await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="valid"))
+        await reply(handle, "valid")
         result = await handle.result()
 
     assert "invalid reply input: expected 1 argument(s), got 2" in str(two.value.cause)
@@ -146,9 +147,7 @@ async def test_fuzz_every_handler_of_a_waiting_agent(harness: Harness) -> None:
         assert view.status is AgentStatus.WAITING_USER, view
         assert view.pending_question is not None
         assert await accepted_updates(handle) == 0
-        question_id = await handle.execute_update(
-            AgentWorkflow.reply, ReplyInput(answer="valid", question_id=view.pending_question.id)
-        )
+        question_id = await reply(handle, "valid", view.pending_question.id)
         result = await handle.result()
 
     assert question_id == view.pending_question.id

@@ -82,8 +82,9 @@ def test_bound_turn_truncates_content_and_reasoning() -> None:
     text = "y" * (limits.MAX_TEXT_BYTES * 2)
     turn = Message(role=Role.ASSISTANT, content=text, reasoning=text)
     bounded = limits.bound_turn(turn)
+    assert bounded.content is not None and bounded.reasoning is not None
     assert limits.size(bounded.content) <= limits.MAX_TEXT_BYTES
-    assert bounded.reasoning is not None and limits.size(bounded.reasoning) <= limits.MAX_TEXT_BYTES
+    assert limits.size(bounded.reasoning) <= limits.MAX_TEXT_BYTES
     assert "bytes cut" in bounded.content
 
 

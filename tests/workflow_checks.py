@@ -8,7 +8,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentStatus, AgentView
+from workflows.models import AgentInput, AgentStatus, AgentView, ReplyInput
 
 
 async def event_types(handle: WorkflowHandle[Any, Any]) -> list[int]:
@@ -49,6 +49,17 @@ async def waiting_user(handle: WorkflowHandle[Any, Any]) -> AgentView | None:
 async def dropped(handle: WorkflowHandle[Any, Any], count: int) -> AgentView | None:
     """The ``status`` view once ``count`` signals have been dropped."""
     return await status_once(handle, lambda v: v.dropped_inputs >= count)
+
+
+async def reply(
+    handle: WorkflowHandle[Any, Any], answer: str, question_id: str | None = None
+) -> str:
+    """Answer the pending question with the ``reply`` update; returns the question id."""
+    update: Any = AgentWorkflow.reply  # the SDK's stubs type async updates as coroutines
+    answered: str = await handle.execute_update(
+        update, ReplyInput(answer=answer, question_id=question_id)
+    )
+    return answered
 
 
 async def started_input(client: Client, workflow_id: str) -> AgentInput:
