@@ -136,7 +136,7 @@ async def test_reply_signal_over_the_bound_is_dropped_and_counted(harness: Harne
     async with harness.worker():
         handle = await start(harness, task)
         await eventually(lambda: waiting_user(handle))
-        big = ReplyInput(answer=["m" * (REPLY // 2), "m" * (REPLY // 2 + 1)])
+        big = ReplyInput(answer="m" * (REPLY + 1))
         await handle.signal(AgentWorkflow.reply_signal, big)
         view = await eventually(lambda: dropped(handle, 1))
         assert view.status is AgentStatus.WAITING_USER
