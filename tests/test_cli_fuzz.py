@@ -78,7 +78,7 @@ MALFORMED: list[tuple[list[str | bytes], str]] = [
     # answering and steering
     (["say", "a", ""], "the message must not be empty"),
     (["say", "a", "\n\n"], "the message must not be empty"),
-    (["say", "a", HUGE], "at most 100,000"),
+    (["say", "a", HUGE], "at most 32,768"),
     (["say", "a"], "the following arguments are required"),
     (["reply", "a", ""], "the answer must not be empty"),
     (["reply", "a", "ok", "--question-id", ""], "--question-id must not be empty"),
@@ -211,3 +211,12 @@ def test_the_parser_knows_every_agent_status() -> None:
     # The parser lists the statuses without importing the models; they must agree.
     assert AGENT_STATUSES == tuple(s.value for s in AgentStatus)
     assert {"_bash", "_task_finish", "_create_sub_task", "_compress_memory"} <= built_in_tools()
+
+
+def test_the_cli_bounds_are_the_workflows() -> None:
+    from activities import limits
+    from worker import cli_args
+
+    assert cli_args.MAX_MESSAGE_BYTES == limits.MAX_SAY_BYTES == limits.MAX_REPLY_BYTES
+    assert cli_args.MAX_REJECT_BYTES == limits.MAX_DECISION_MESSAGE_BYTES
+    assert cli_args.MAX_TEXT_BYTES <= limits.MAX_EDITED_ARGUMENTS_BYTES

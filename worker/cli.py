@@ -166,7 +166,10 @@ def _add_human_in_the_loop(sub: argparse._SubParsersAction[_Parser]) -> None:
     reply = _command(sub, "reply", "answer an agent's pending question")
     _add_agent_id(reply)
     reply.add_argument(
-        "answer", nargs="+", type=arg.text("the answer"), help="several for a multiple choice"
+        "answer",
+        nargs="+",
+        type=arg.text("the answer", max_bytes=arg.MAX_MESSAGE_BYTES),
+        help="several for a multiple choice",
     )
     reply.add_argument(
         "--question-id",
@@ -186,7 +189,11 @@ def _add_human_in_the_loop(sub: argparse._SubParsersAction[_Parser]) -> None:
         if name == "edit":
             cmd.add_argument("arguments", type=arg.json_object, help="new arguments, a JSON object")
         if name == "reject":
-            cmd.add_argument("--message", type=arg.text("--message"), help="what the model is told")
+            cmd.add_argument(
+                "--message",
+                type=arg.text("--message", max_bytes=arg.MAX_REJECT_BYTES),
+                help="what the model is told",
+            )
         cmd.add_argument(
             "--fingerprint", type=arg.name("--fingerprint"), help="refuse if the arguments changed"
         )
@@ -197,7 +204,11 @@ def _add_human_in_the_loop(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     say = _command(sub, "say", "send the agent a message for its next cycle")
     _add_agent_id(say)
-    say.add_argument("message", type=arg.text("the message"), help="what the agent reads")
+    say.add_argument(
+        "message",
+        type=arg.text("the message", max_bytes=arg.MAX_MESSAGE_BYTES),
+        help="what the agent reads",
+    )
     cancel = _command(sub, "cancel", "cancel an agent")
     _add_agent_id(cancel)
     cancel.add_argument("--reason", type=arg.text("--reason"), help="kept, shown by `status`")

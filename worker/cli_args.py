@@ -28,6 +28,12 @@ MAX_TASK_BYTES = 1_000_000
 """A task, however it is given (argument, ``--task-file``, standard input)."""
 MAX_TEXT_BYTES = 100_000
 """A message, an answer, a reason, a system prompt, edited arguments."""
+# The workflow's own bounds (activities/limits.py; tests/test_cli_fuzz.py keeps them
+# equal), so the CLI refuses in one line what the agent would refuse or drop.
+MAX_MESSAGE_BYTES = 32 * 1024
+"""A ``say`` message, a reply's answer."""
+MAX_REJECT_BYTES = 8 * 1024
+"""What the model is told of a rejected call."""
 MAX_NAME_CHARS = 200
 """A model, an owner, a question or call id, a fingerprint."""
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
