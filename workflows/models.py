@@ -221,7 +221,7 @@ class AgentInput(BaseModel):
     llm_policy: LLMPolicy = LLMPolicy()
     """Timeouts and retries of the LLM call, and how long a provider outage is ridden out."""
     stream: bool = True
-    """Stream LLM responses (heartbeats per chunk, so cancellation reaches them)."""
+    """Stream LLM responses (the activity heartbeats on a timer, so a cancel reaches it)."""
     temperature: float | None = None
     model_options: ModelOptions | None = None
     """Sampling and provider options (reasoning effort, top_p, seed, stop, extra body,
