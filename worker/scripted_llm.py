@@ -77,7 +77,8 @@ HTTP surface
     ``POST /v1/chat/completions`` (``stream`` and ``stream_options.include_usage``
     honoured), ``GET /v1/models``, ``POST /_scripts`` (register a script at run time),
     ``POST /_outage`` (``{"script", "seconds", "status"?}``: every request of that
-    script answers ``status``, default 503, for that long — a provider outage),
+    script, or whose matched text contains ``script``, answers ``status``, default 503,
+    for that long — a provider outage),
     ``GET /_requests`` (the request log), ``GET /healthz``. With an ``api_key``, the
     ``/v1`` endpoints answer 401 ``invalid_api_key`` to any other bearer token; the
     underscore endpoints are for the test harness and take no key. Streams use chunked
@@ -374,10 +375,15 @@ class _ScriptBook:
         with self._lock:
             self._outages[script] = (time.monotonic() + seconds, status)
 
-    def outage_status(self, script: str) -> int | None:
+    def outage_status(self, script: str, text: str) -> int | None:
+        """The status of an outage keyed by the script's name or by a marker in ``text``."""
+        now = time.monotonic()
         with self._lock:
-            until, status = self._outages.get(script, (0.0, 0))
-        return status if time.monotonic() < until else None
+            outages = list(self._outages.items())
+        for key, (until, status) in outages:
+            if now < until and (key == script or key in text):
+                return status
+        return None
 
     def record(self, entry: RecordedRequest) -> None:
         with self._lock:
@@ -640,7 +646,7 @@ def _plan_completion(book: _ScriptBook, body: dict[str, Any]) -> _Plan:
     if script is None:
         reply = _error(400, book.no_match_message(), "no_script")
         return _Plan(reply, RecordedRequest(None, None, None, stream, body, 400))
-    down = book.outage_status(script.name)
+    down = book.outage_status(script.name, _matchable_text(body.get("messages")))
     if down is not None:
         record = RecordedRequest(script.name, None, None, stream, body, down, fault="outage")
         return _Plan(_error(down, "The provider is unavailable (scripted outage)."), record)
@@ -988,6 +994,8 @@ class ScriptedLLMServer:
         """Answer every request of ``script`` with ``status`` for the next ``seconds``.
 
         A provider outage as agents meet it: time-based, whatever the step or attempt.
+        ``script`` is a script's name, or a marker: then the outage hits the requests
+        whose system or first user message contain it, whichever script answers them.
         ``seconds=0`` ends an outage at once.
         """
         self._book.start_outage(script, seconds, status)
