@@ -35,21 +35,24 @@ class Completed:
 
     def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
         self.returncode = returncode
-        self.stdout = stdout.decode()
-        self.stderr = stderr.decode()
+        self.stdout = stdout.decode(errors="replace")
+        self.stderr = stderr.decode(errors="replace")
 
 
-async def cli(env: dict[str, str], *args: str) -> Completed:
-    """Run ``duragent ARGS`` as its own process."""
+async def cli(
+    env: dict[str, str], *args: str | bytes, stdin: bytes | None = None, within: float = 120
+) -> Completed:
+    """Run ``duragent ARGS`` as its own process, with ``stdin`` as its standard input."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "worker.cli",
         *args,
         env=env,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(stdin), within)
     assert proc.returncode is not None
     return Completed(proc.returncode, stdout, stderr)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Harness
-from tests.processes import worker_env
+from tests.processes import cli, worker_env
 from worker.cli_args import AGENT_STATUSES, MAX_TASK_BYTES, built_in_tools
 from workflows.models import AgentStatus
 
@@ -116,19 +115,8 @@ BAD_ADDRESSES = ["::::", "localhost:notaport", "a b:7233", "http://x:y"]
 async def duragent(
     env: dict[str, str], args: list[str | bytes], stdin: bytes = b""
 ) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "worker.cli",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    done = await cli(env, *args, stdin=stdin, within=60)
+    return done.returncode, done.stdout, done.stderr
 
 
 def assert_one_clear_line(result: tuple[int, str, str], containing: str, what: object) -> None:

@@ -313,20 +313,12 @@ async def test_task_from_a_file_and_from_standard_input(harness: Harness, tmp_pa
     (tmp_path / "task.md").write_text(long_task)
     env = worker_env(harness)
     from_file = await cli(env, "run", "--task-file", str(tmp_path / "task.md"))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "worker.cli",
-        "run",
-        "-",
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    from_stdin = await cli(env, "run", "-", stdin=long_task.encode(), within=60)
+    assert from_file.returncode == 0 and from_stdin.returncode == 0, (
+        from_file.stderr,
+        from_stdin.stderr,
     )
-    out, err = await asyncio.wait_for(proc.communicate(long_task.encode()), 60)
-    assert from_file.returncode == 0 and proc.returncode == 0, (from_file.stderr, err)
-    for agent_id in (from_file.stdout.strip(), out.decode().strip()):
+    for agent_id in (from_file.stdout.strip(), from_stdin.stdout.strip()):
         handle = harness.client.get_workflow_handle(agent_id)
         events = [e async for e in handle.fetch_history_events()]
         started = events[0].workflow_execution_started_event_attributes
