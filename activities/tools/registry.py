@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
 # Where a Google-style docstring's sections start; the description stops there.
+# Tuples of tool names whose schema list is kept; a workflow offers a handful.
+_MAX_CACHED_NAME_SETS = 256
+
 _DOC_SECTION = re.compile(r"(Args|Arguments|Returns|Yields|Raises|Examples?|Notes?|Attributes):")
 
 
@@ -193,6 +196,11 @@ class ToolRegistry:
             if t.name in self._tools:
                 raise ValueError(f"tool {t.name!r} is registered twice")
             self._tools[t.name] = t
+        # A worker's tools are fixed, so each schema is built once (pydantic's JSON
+        # schema generation costs milliseconds per LLM call otherwise), and so is the
+        # list for each set of names the workflow offers.
+        self._schema: dict[str, dict[str, Any]] = {}
+        self._schemas: dict[tuple[str, ...], list[dict[str, Any]]] = {}
 
     def get(self, name: str) -> Tool[Any] | None:
         """The tool of that name, or ``None``."""
@@ -204,8 +212,25 @@ class ToolRegistry:
         return list(self._tools)
 
     def schemas(self, names: Iterable[str]) -> list[dict[str, Any]]:
-        """Chat Completions tool entries for the given names (unknown names skipped)."""
-        return [self._tools[n].openai_schema() for n in names if n in self._tools]
+        """Chat Completions tool entries for the given names (unknown names skipped).
+
+        Built once per tool and per tuple of names: the entries are shared between
+        calls, so callers send them and never change them.
+        """
+        key = tuple(names)
+        cached = self._schemas.get(key)
+        if cached is None:
+            cached = [self._schema_of(n) for n in key if n in self._tools]
+            if len(self._schemas) >= _MAX_CACHED_NAME_SETS:
+                self._schemas.clear()  # bounded whatever the workflows ask for
+            self._schemas[key] = cached
+        return list(cached)
+
+    def _schema_of(self, name: str) -> dict[str, Any]:
+        schema = self._schema.get(name)
+        if schema is None:
+            schema = self._schema[name] = self._tools[name].openai_schema()
+        return schema
 
     def as_mapping(self) -> Mapping[str, Tool[Any]]:
         """Read-only view of the registry."""
