@@ -73,6 +73,10 @@ class LLMPolicy(ActivityPolicy):
     tries again, until ``max_retry_duration`` has passed since the outage began.
     """
 
+    heartbeat_seconds: float | None = 5.0
+    """Heartbeat timeout: a SIGKILLed worker's call is retried after this long. The
+    activity heartbeats from a timer (every third of it) also while it waits for the
+    first byte, so a slow model does not look dead."""
     max_retry_duration: timedelta = timedelta(hours=1)
     """How long a provider outage is ridden out before ``on_exhausted`` applies."""
     on_exhausted: OnRetriesExhausted = OnRetriesExhausted.FAIL
