@@ -442,6 +442,17 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, within: float)
         await asyncio.sleep(0.1)  # polling interval of a deadline wait
 
 
+async def _timeline(handle: WorkflowHandle[Any, Any], *, after: float) -> str:
+    """The history events from ``after`` on, as seconds since then: where time went."""
+    steps: list[str] = []
+    async for event in handle.fetch_history_events():
+        at = event.event_time.ToDatetime().timestamp() - after
+        if at >= 0:
+            name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").lower()
+            steps.append(f"{at:.1f} {name}")
+    return ", ".join(steps[:12])
+
+
 async def recovery_of(engine: Engine) -> float:
     """Seconds from a SIGKILL mid-LLM-call to the next completed cycle."""
     handle = await engine.start(engine, f"{RECOVERY_MARKER} append lines", 10)
@@ -457,6 +468,7 @@ async def recovery_of(engine: Engine) -> float:
 
     await _until(next_cycle, f"{engine.name}: a cycle after the kill", 300)
     seconds = time.time() - killed_at
+    print(f"  {engine.name}, s after the kill: {await _timeline(handle, after=killed_at)}")
     await handle.terminate("benchmark done")
     return seconds
 

@@ -32,6 +32,11 @@ log = logging.getLogger("duragent.worker")
 # In-flight activities get this long to finish after SIGTERM before they are cancelled;
 # what does not finish is retried on another worker, so a deploy loses no work.
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+# A workflow task offered to a dead worker's sticky queue waits this long before any
+# worker may take it: after a SIGKILL it is the last wait before the run moves on (the
+# SDK's 10 s default doubled the recovery time). A busy live worker that misses it only
+# replays the run's history from the normal queue.
+STICKY_TIMEOUT = timedelta(seconds=3)
 
 
 @asynccontextmanager
@@ -85,6 +90,7 @@ def build_worker(
         plugins=[] if has_plugin else [DuragentPlugin()],
         interceptors=worker_interceptors(settings),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
         max_cached_workflows=settings.max_cached_workflows,
     )
 
