@@ -49,7 +49,8 @@ from workflows.models import AgentResult, AgentStatus, AgentView, PendingView, T
 WATCH_INTERVAL = 0.5  # seconds between polls of `watch`: queries are cheap, this is a person
 QUERY_TIMEOUT = timedelta(seconds=30)
 """How long a query may wait for a worker before the CLI looks for one. Longer than a
-worker's sticky schedule-to-start timeout (10 s): after a worker died, Temporal first
+worker's sticky schedule-to-start timeout (3 s for duragent workers, 10 s for the SDK's
+default): after a worker died, Temporal first
 offers the query to its sticky queue, then to a live worker of the task queue."""
 NO_WORKER_NOTICE = 5.0
 """Seconds ``run --wait`` and ``result --wait`` wait before saying no worker polls."""
