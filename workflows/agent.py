@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import NoReturn, TypedDict
+from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -23,7 +23,6 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     FailureError,
 )
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import LLMErrorType, ToolError
@@ -58,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         TodoItem,
     )
     from activities.tools.registry import error_result, parse_arguments
+    from workflows import activity_calls as calls
     from workflows import budgets, policy, telemetry
     from workflows import search_attributes as search
     from workflows.models import (
@@ -183,10 +183,10 @@ class AgentWorkflow:
                 await self._cycle()
         except ActivityError as err:
             if not isinstance(err.cause, CancelledError) or not workflow.patched(CANCEL_PATCH):
-                self._fail(_cause(err))
+                self._fail(calls.cause(err))
             # The run's cancel reached an activity first (an LLM call, a compaction).
             await self._clean_up_after_cancel()
-            raise asyncio.CancelledError(_cause(err)) from None
+            raise asyncio.CancelledError(calls.cause(err)) from None
         except asyncio.CancelledError:
             await self._clean_up_after_cancel()
             raise
@@ -334,7 +334,7 @@ class AgentWorkflow:
             checked = await workflow.execute_activity_method(
                 ToolActivities.validate_arguments,
                 ValidateArgumentsRequest(tool=pending.tool, arguments=decision.arguments or ""),
-                **_activity_options(REGISTRY_POLICY),
+                **calls.options(REGISTRY_POLICY),
             )
             if checked.error is not None:
                 raise ApplicationError(checked.error, type="InvalidArguments")
@@ -394,7 +394,7 @@ class AgentWorkflow:
         described = await workflow.execute_activity_method(
             ToolActivities.describe_tools,
             DescribeToolsRequest(enabled=self._input.tools),
-            **_activity_options(REGISTRY_POLICY),
+            **calls.options(REGISTRY_POLICY),
         )
         if described.unknown:
             self._fail(f"unknown tools requested: {', '.join(described.unknown)}", "UnknownTools")
@@ -443,7 +443,7 @@ class AgentWorkflow:
             try:
                 return await self._outage.call(lambda: self._llm_activity(cycle))
             except ActivityError as err:
-                kind = _error_type(err)
+                kind = calls.error_type(err)
                 if attempt == 2 or kind not in RECOVERABLE_LLM_ERRORS:
                     raise
                 if kind == LLMErrorType.CONTEXT_LENGTH:
@@ -476,7 +476,7 @@ class AgentWorkflow:
             LLMActivities.chat,
             request,
             summary=f"cycle {cycle}: {self._input.model}",
-            **_activity_options(self._input.llm_policy),
+            **calls.options(self._input.llm_policy),
         )
 
     def _record_turn(self, turn: LLMResult) -> None:
@@ -519,7 +519,7 @@ class AgentWorkflow:
 
     async def _summarize(self, request: SummarizeRequest, middle: list[Message]) -> SummarizeResult:
         """The summary stage, by reference when it can be; inline if the store lost it."""
-        options = _activity_options(self._input.llm_policy)
+        options = calls.options(self._input.llm_policy)
         summary = f"compaction: {len(middle)} messages"
         try:
             return await self._outage.call(
@@ -530,7 +530,7 @@ class AgentWorkflow:
         except ActivityError as err:
             if (
                 request.transcript_ref is None
-                or _error_type(err) != LLMErrorType.TRANSCRIPT_NOT_FOUND
+                or calls.error_type(err) != LLMErrorType.TRANSCRIPT_NOT_FOUND
             ):
                 raise
         inline = SummarizeRequest(model=request.model, messages=middle)
@@ -651,7 +651,7 @@ class AgentWorkflow:
                 ToolActivities.run_tool,
                 request,
                 summary=call.name,
-                **_activity_options(policy.tool_policy(spec)),
+                **calls.options(policy.tool_policy(spec)),
             )
         except ActivityError as err:
             # Retries are exhausted: the model hears about it and decides; the run goes on.
@@ -659,7 +659,7 @@ class AgentWorkflow:
                 call_id=call.id,
                 name=call.name,
                 status=ToolStatus.ERROR,
-                content=f"{call.name} failed: {_cause(err)}",
+                content=f"{call.name} failed: {calls.cause(err)}",
                 error_code="tool_failed",
             )
 
@@ -907,7 +907,7 @@ class AgentWorkflow:
         cleaned = await workflow.execute_activity_method(
             ToolActivities.cleanup,
             CleanupRequest(workflow_id=workflow.info().workflow_id, reason=self._cancel_reason),
-            **_activity_options(CLEANUP_POLICY),
+            **calls.options(CLEANUP_POLICY),
         )
         workflow.logger.info("agent cancelled (%s); released %s", self._cancel_reason, cleaned)
 
@@ -930,32 +930,3 @@ class AgentWorkflow:
             compactions=self._compactions,
             llm_attempts=self._llm_attempts,
         )
-
-
-class _ActivityOptions(TypedDict):
-    start_to_close_timeout: timedelta
-    heartbeat_timeout: timedelta | None
-    retry_policy: RetryPolicy
-    cancellation_type: ActivityCancellationType
-
-
-def _activity_options(p: ActivityPolicy) -> _ActivityOptions:
-    heartbeat = timedelta(seconds=p.heartbeat_seconds) if p.heartbeat_seconds else None
-    return {
-        "start_to_close_timeout": timedelta(seconds=p.start_to_close_seconds),
-        "heartbeat_timeout": heartbeat,
-        "retry_policy": policy.retry_policy(p),
-        # A cancelled run waits until its activities have really stopped (a tool's
-        # subprocess killed, an LLM stream closed) before it reports Canceled.
-        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    }
-
-
-def _error_type(err: ActivityError) -> str | None:
-    """The ``ApplicationError.type`` an activity failed with, if it raised one."""
-    return err.cause.type if isinstance(err.cause, ApplicationError) else None
-
-
-def _cause(err: ActivityError) -> str:
-    """What the activity said went wrong (not the wrapper's "activity task failed")."""
-    return str(err.cause or err)

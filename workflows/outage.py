@@ -24,6 +24,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import activity_calls as calls
     from workflows.models import LLMPolicy, OnRetriesExhausted, ProviderOutage
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ class OutageRider:
 
     async def _wait_after(self, err: ActivityError) -> None:
         now = workflow.now()
-        cause = str(err.cause or err)
+        cause = calls.cause(err)
         if self._outage is None:
             self._outage = ProviderOutage(since=now, last_error=cause)
         else:
