@@ -28,6 +28,18 @@ connection error, timeout              yes             ``LLMConnectionError``
 other 4xx (400, 404, 422, ...)         no              ``LLMBadRequest``
 ====================================  ==============  ============================
 
+The object store (:mod:`activities.objectstore`) maps its failures the same way, in
+:func:`object_store_error_to_application_error`; a missing object is no failure but
+``StoreMiss``, which its callers handle:
+
+====================================  ==============  ============================
+object store answer                   retried?        type
+====================================  ==============  ============================
+connection error, timeout, 5xx         yes             ``ObjectStoreUnavailable``
+401, 403 (credentials, policy)         no              ``ObjectStoreDenied``
+no such bucket, bad configuration      no              ``ObjectStoreMisconfigured``
+====================================  ==============  ============================
+
 The provider's own text is kept in the message, bounded (``MAX_DETAIL_CHARS``). On
 its way out of the worker every activity failure then passes the activity boundary
 (:mod:`activities.boundary`): the causes' text is folded into the message, the cause
@@ -39,10 +51,12 @@ key does not put it into history).
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from datetime import timedelta
 from enum import StrEnum
 
+import obstore.exceptions
 import openai
 from temporalio.exceptions import ApplicationError
 
@@ -56,6 +70,11 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 # A provider's error text says what went wrong in its first sentences; an HTML error
 # page from a proxy would otherwise fill the failure.
 MAX_DETAIL_CHARS = 500
+
+# What an S3 error answer says, in obstore's text of it.
+_STATUS = re.compile(r"status code: (\d{3}[A-Za-z ]*)")
+_S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
+_S3_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 
 
 class DuragentError(Exception):
@@ -88,6 +107,14 @@ class LLMErrorType(StrEnum):
     TRANSCRIPT_NOT_FOUND = "TranscriptNotFound"
     """The stored transcript a request builds on is missing (another machine's store,
     or a cleaned one): the workflow resends the transcript whole."""
+
+
+class StoreErrorType(StrEnum):
+    """``ApplicationError.type`` values for object store failures."""
+
+    UNAVAILABLE = "ObjectStoreUnavailable"
+    DENIED = "ObjectStoreDenied"
+    MISCONFIGURED = "ObjectStoreMisconfigured"
 
 
 def llm_error_to_application_error(err: openai.OpenAIError) -> ApplicationError:
@@ -194,3 +221,73 @@ def _retryable(
 
 def _fatal(kind: LLMErrorType, message: str) -> ApplicationError:
     return ApplicationError(message, type=kind.value, non_retryable=True)
+
+
+def object_store_error_to_application_error(
+    err: Exception, what: str, *, secrets: tuple[str, ...] = ()
+) -> ApplicationError:
+    """Translate an object store client's exception into Temporal's retry posture.
+
+    A missing object is not handled here: the blob store raises ``StoreMiss`` for it.
+    obstore reports 5xx answers and connection failures alike as ``GenericError``, with
+    the status in its text; both are worth another attempt.
+
+    Args:
+        err: What the ``obstore`` client raised.
+        what: What was being done, e.g. ``cannot store s3://bucket/prefix/<ref>``.
+        secrets: The store's credentials, cut out of the message: the boundary redacts
+            the worker's secrets too, but this error may be logged before it.
+
+    Returns:
+        An ``ApplicationError`` to raise from the activity.
+    """
+    detail = _store_detail(str(err).strip() or type(err).__name__)
+    for secret in secrets:
+        detail = detail.replace(secret, "[redacted]")
+    if isinstance(
+        err, obstore.exceptions.PermissionDeniedError | obstore.exceptions.UnauthenticatedError
+    ):
+        return ApplicationError(
+            f"{what}: access denied: {detail}. Check AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY in the worker's environment, and the bucket's policy.",
+            type=StoreErrorType.DENIED.value,
+            non_retryable=True,
+        )
+    if isinstance(err, obstore.exceptions.GenericError | TimeoutError | ConnectionError):
+        return _retryable_store(f"{what}: the object store failed: {detail}")
+    if isinstance(err, FileNotFoundError):  # a write that finds no bucket
+        return ApplicationError(
+            f"{what}: no such bucket: {detail}. Create it, or fix DURAGENT_STORE and "
+            "AWS_ENDPOINT_URL.",
+            type=StoreErrorType.MISCONFIGURED.value,
+            non_retryable=True,
+        )
+    if isinstance(err, obstore.exceptions.BaseError | ValueError):
+        return ApplicationError(
+            f"{what}: {detail}", type=StoreErrorType.MISCONFIGURED.value, non_retryable=True
+        )
+    # Anything else (an error we do not know) gets Temporal's default posture: retried.
+    return _retryable_store(f"{what}: {type(err).__name__}: {detail}")
+
+
+def _store_detail(text: str) -> str:
+    """The server's status and S3 error code and message, when the text holds them.
+
+    obstore's text repeats the key three times and ends with the whole XML error body;
+    the status line and ``<Code>``/``<Message>`` say it all.
+    """
+    text = text.split("\n\nDebug source:", 1)[0].strip()  # the Rust error's dump
+    status = _STATUS.search(text)
+    code = _S3_CODE.search(text)
+    if status and code:
+        message = _S3_MESSAGE.search(text)
+        text = f"{status.group(1)}, {code.group(1)}" + (
+            f": {message.group(1).strip().rstrip('.')}" if message else ""
+        )
+    if len(text) > MAX_DETAIL_CHARS:
+        return f"{text[:MAX_DETAIL_CHARS]} [... {len(text) - MAX_DETAIL_CHARS:,} characters]"
+    return text
+
+
+def _retryable_store(message: str) -> ApplicationError:
+    return ApplicationError(message, type=StoreErrorType.UNAVAILABLE.value)

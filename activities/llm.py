@@ -77,7 +77,7 @@ class LLMActivities:
     @activity.defn(name="duragent.llm_chat")
     async def chat(self, request: LLMRequest) -> LLMResult:
         """Rebuild the prompt, send it, return the assistant's turn with token usage."""
-        transcript = self._transcript(request)
+        transcript = await self._transcript(request)
         model = self._families.resolve(
             request.model, request.options, temperature=request.temperature
         )
@@ -101,17 +101,19 @@ class LLMActivities:
         result.usage = usage.model_copy(update={"cost_usd": cost})
         result.attempt = activity.info().attempt
         if self._transcripts is not None and request.system is not None:
-            ref = self._transcripts.append(request.base_ref, [*request.messages, result.message])
+            ref = await self._transcripts.append(
+                request.base_ref, [*request.messages, result.message]
+            )
             result.transcript_ref = ref
         return result
 
-    def _transcript(self, request: LLMRequest) -> list[Message]:
+    async def _transcript(self, request: LLMRequest) -> list[Message]:
         if request.base_ref is None:
             return list(request.messages)
         if self._transcripts is None:
             raise _transcript_not_found("this worker keeps no transcripts")
         try:
-            return [*self._transcripts.load(request.base_ref), *request.messages]
+            return [*(await self._transcripts.load(request.base_ref)), *request.messages]
         except StoreMiss:
             raise _transcript_not_found(
                 f"transcript {request.base_ref} is not in the store"

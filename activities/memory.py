@@ -55,20 +55,21 @@ class MemoryActivities:
         self._families = families or ModelFamilies()
         self._prices = prices or PriceTable()
 
-    def _messages(self, request: SummarizeRequest) -> list[Message]:
+    async def _messages(self, request: SummarizeRequest) -> list[Message]:
         if request.transcript_ref is None:
             return request.messages
         if self._transcripts is None:
             raise _not_found(request.transcript_ref)
         try:
-            return self._transcripts.load(request.transcript_ref)[request.start : request.end]
+            messages = await self._transcripts.load(request.transcript_ref)
         except StoreMiss:
             raise _not_found(request.transcript_ref) from None
+        return messages[request.start : request.end]
 
     @activity.defn(name="duragent.summarize")
     async def summarize(self, request: SummarizeRequest) -> SummarizeResult:
         """Ask the model for a structured summary of the messages."""
-        conversation = "\n\n".join(render(m) for m in self._messages(request))
+        conversation = "\n\n".join(render(m) for m in await self._messages(request))
         model = self._families.resolve(request.model, request.options)
         try:
             async with heartbeating():

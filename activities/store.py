@@ -15,10 +15,12 @@ rebuilding one never walks a long chain; a small in-process cache makes the comm
 number of worker processes can share one directory (writes are atomic renames).
 
 The store is pluggable: :class:`BlobStore` is the seam. :class:`LocalDirectoryStore` is
-the embedded default; an object store (S3, GCS) implements the same two methods for a
-cluster. A reference the store cannot resolve is not fatal: the workflow holds the
-transcript too and resends it whole (see ``TranscriptNotFound`` in
-:mod:`activities.errors`).
+the embedded default; :class:`activities.objectstore.ObjectBlobStore` keeps the blobs in
+an S3-compatible object store for a cluster (``DURAGENT_STORE=s3://...``). Its methods
+are coroutines because an object store call is network I/O: a blocking one would stall
+the worker's event loop, and with it every other activity and heartbeat. A reference
+the store cannot resolve is not fatal: the workflow holds the transcript too and
+resends it whole (see ``TranscriptNotFound`` in :mod:`activities.errors`).
 """
 
 from __future__ import annotations
@@ -43,14 +45,23 @@ class StoreMiss(KeyError):
     """The store has no blob with that reference."""
 
 
+def is_ref(ref: str) -> bool:
+    """Whether ``ref`` is a reference at all (64 lowercase hex digits).
+
+    Checked before a name reaches a file path or an object key, so a crafted one
+    (``../../etc/passwd``) is a miss and never a path.
+    """
+    return len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+
+
 class BlobStore(Protocol):
     """Immutable blobs named by the SHA-256 of their content."""
 
-    def put(self, data: bytes) -> str:
+    async def put(self, data: bytes) -> str:
         """Store ``data``; returns its reference (hex SHA-256)."""
         ...
 
-    def get(self, ref: str) -> bytes:
+    async def get(self, ref: str) -> bytes:
         """The blob of that reference.
 
         Raises:
@@ -60,12 +71,16 @@ class BlobStore(Protocol):
 
 
 class LocalDirectoryStore:
-    """Blobs as files under a directory, shared by the worker processes of a machine."""
+    """Blobs as files under a directory, shared by the worker processes of a machine.
+
+    Its file I/O runs on the event loop, not in a thread: a node is a small file in the
+    page cache, read or written in microseconds, less than the hop to a thread costs.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def put(self, data: bytes) -> str:
+    async def put(self, data: bytes) -> str:
         """Store ``data`` atomically; storing the same bytes twice is a no-op."""
         ref = hashlib.sha256(data).hexdigest()
         path = self._path(ref)
@@ -78,7 +93,7 @@ class LocalDirectoryStore:
         os.replace(tmp, path)  # atomic: readers see the whole blob or none
         return ref
 
-    def get(self, ref: str) -> bytes:
+    async def get(self, ref: str) -> bytes:
         """The blob of that reference."""
         try:
             return self._path(ref).read_bytes()
@@ -86,7 +101,7 @@ class LocalDirectoryStore:
             raise StoreMiss(ref) from None
 
     def _path(self, ref: str) -> Path:
-        if len(ref) != 64 or not all(c in "0123456789abcdef" for c in ref):
+        if not is_ref(ref):
             raise StoreMiss(ref)
         return self.root / ref[:2] / ref
 
@@ -97,13 +112,13 @@ class MemoryStore:
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
 
-    def put(self, data: bytes) -> str:
+    async def put(self, data: bytes) -> str:
         """Store ``data``."""
         ref = hashlib.sha256(data).hexdigest()
         self._blobs[ref] = data
         return ref
 
-    def get(self, ref: str) -> bytes:
+    async def get(self, ref: str) -> bytes:
         """The blob of that reference."""
         try:
             return self._blobs[ref]
@@ -126,28 +141,32 @@ class TranscriptStore:
         self._cache: OrderedDict[str, tuple[int, tuple[Message, ...]]] = OrderedDict()
         self._cache_size = cache_size
 
-    def load(self, ref: str) -> list[Message]:
+    async def load(self, ref: str) -> list[Message]:
         """The whole transcript of a reference.
 
         Raises:
             StoreMiss: The reference (or a node it builds on) is not in the store.
         """
-        return list(self._load(ref)[1])
+        return list((await self._load(ref))[1])
 
-    def append(self, base: str | None, messages: list[Message]) -> str:
-        """Store ``base`` + ``messages``; returns the new reference."""
-        depth, prior = self._load(base) if base else (0, ())
+    async def append(self, base: str | None, messages: list[Message]) -> str:
+        """Store ``base`` + ``messages``; returns the new reference.
+
+        Raises:
+            StoreMiss: ``base`` (or a node it builds on) is not in the store.
+        """
+        depth, prior = await self._load(base) if base else (0, ())
         full = (*prior, *messages)
         if base is None or depth + 1 >= self._snapshot_every:
             base, depth, stored = None, 0, full
         else:
             depth, stored = depth + 1, tuple(messages)
         node = _encode(base, depth, stored)
-        ref = self._blobs.put(node)
+        ref = await self._blobs.put(node)
         self._remember(ref, depth, full)
         return ref
 
-    def _load(self, ref: str) -> tuple[int, tuple[Message, ...]]:
+    async def _load(self, ref: str) -> tuple[int, tuple[Message, ...]]:
         cached = self._cache.get(ref)
         if cached is not None:
             self._cache.move_to_end(ref)
@@ -156,7 +175,7 @@ class TranscriptStore:
         cursor: str | None = ref
         depth = 0
         while cursor is not None:
-            node = json.loads(self._blobs.get(cursor))
+            node = json.loads(await self._blobs.get(cursor))
             if not chain:
                 depth = int(node["depth"])
             chain.append([Message.model_validate(m) for m in node["messages"]])

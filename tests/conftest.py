@@ -7,6 +7,7 @@ under a unique marker, so tests never see each other's agents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -20,7 +21,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.objectstore import ObjectStoreConfig
 from activities.tools import Tool
+from tests.objectstore import ObjectStoreServer, WeedUnavailable, ensure_weed, find_weed
 from worker.client import connect
 from worker.devserver import DevServer
 from worker.main import agent_worker
@@ -147,3 +150,56 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not met within {within}s")
         await asyncio.sleep(interval)  # polling interval of a deadline wait (ok)
+
+
+# ---- S3-compatible object store (SeaweedFS, see tests/objectstore.py)
+
+_NO_WEED = pytest.StashKey[str]()  # why there is no object store server, when there is none
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``object_store`` mark (``-m "not object_store"`` deselects them)."""
+    config.addinivalue_line(
+        "markers", "object_store: needs the S3-compatible server (for a fixture's param)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Build SeaweedFS before the first test when a selected test needs the object store.
+
+    The build takes minutes, once per machine (``scripts/bootstrap.sh test`` does it
+    first); inside a test it would run into the per-test timeout. A test needs it when
+    it uses the ``object_store`` fixture or carries the ``object_store`` mark (a param
+    whose fixture asks for it at run time).
+    """
+    if find_weed() is not None:
+        return
+    if not any(
+        "object_store" in getattr(item, "fixturenames", ())
+        or item.get_closest_marker("object_store")
+        for item in items
+    ):
+        return
+    capture = config.pluginmanager.getplugin("capturemanager")
+    # Uncaptured, so the build's progress lines reach the terminal.
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        try:
+            ensure_weed()
+        except WeedUnavailable as err:
+            config.stash[_NO_WEED] = str(err)
+
+
+@pytest.fixture(scope="session")
+def object_store(pytestconfig: pytest.Config) -> Iterator[ObjectStoreServer]:
+    """The session's real S3-compatible server; its tests skip, saying why, without one."""
+    binary = find_weed()
+    if binary is None:
+        pytest.skip(pytestconfig.stash.get(_NO_WEED, "SeaweedFS is not built"))
+    with ObjectStoreServer(binary) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(object_store: ObjectStoreServer) -> ObjectStoreConfig:
+    """A fresh bucket of its own for the test, as a worker's connection to it."""
+    return object_store.config(object_store.create_bucket())

@@ -19,6 +19,7 @@ from activities.tools.background import BackgroundCommands
 from activities.tools.sandbox import SandboxMode
 from worker.plugin import (
     DuragentPlugin,
+    blob_store,
     build_openai_client,
     shell_sandbox,
     worker_activities,
@@ -76,7 +77,7 @@ def build_worker(
         workspace=settings.workspace,
         tools=tools,
         background=background,
-        store=settings.store_dir,
+        store=blob_store(settings),
         families=settings.model_families,
         prices=settings.prices,
     )

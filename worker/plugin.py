@@ -19,9 +19,10 @@ from temporalio.worker import Interceptor
 from activities.boundary import ActivityBoundary
 from activities.llm import LLMActivities
 from activities.memory import MemoryActivities
+from activities.objectstore import ObjectBlobStore
 from activities.providers import ModelFamilies, PriceTable
 from activities.redact import Redactor
-from activities.store import LocalDirectoryStore, TranscriptStore
+from activities.store import BlobStore, LocalDirectoryStore, TranscriptStore
 from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
 from activities.tools.activity import ToolActivities
 from activities.tools.background import BackgroundCommands
@@ -107,13 +108,24 @@ def shell_sandbox(shell: ShellSettings) -> ShellSandbox:
     )
 
 
+def blob_store(settings: Settings) -> BlobStore | None:
+    """Where the worker keeps transcripts: ``DURAGENT_STORE``, else ``DURAGENT_STORE_DIR``.
+
+    The object store's client is built here, once per worker; it connects lazily, on
+    the first call.
+    """
+    if settings.object_store is not None:
+        return ObjectBlobStore(settings.object_store)
+    return LocalDirectoryStore(settings.store_dir) if settings.store_dir is not None else None
+
+
 def worker_activities(
     *,
     client: AsyncOpenAI,
     workspace: Path,
     tools: Sequence[Tool[Any]] | None = None,
     background: BackgroundCommands | None = None,
-    store: Path | None = None,
+    store: Path | BlobStore | None = None,
     families: ModelFamilies | None = None,
     prices: PriceTable | None = None,
 ) -> list[Callable[..., Any]]:
@@ -125,15 +137,17 @@ def worker_activities(
         tools: Tools to offer; the built-in set when ``None``.
         background: Where ``_bash(background=true)`` keeps its commands; without it
             background mode answers ``unsupported``.
-        store: Directory of the transcript store, shared by the workers of a machine;
-            without it every LLM call carries its whole transcript.
+        store: The transcript store: a directory (shared by the workers of a machine)
+            or any ``BlobStore`` (see :func:`blob_store`); without it every LLM call
+            carries its whole transcript.
         families: Model-family defaults (the built-in table when ``None``).
         prices: The price table for ``usage.cost_usd`` (the built-in one when ``None``).
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
     workspace.mkdir(parents=True, exist_ok=True)
     local = LocalWorkspace(workspace)
-    transcripts = TranscriptStore(LocalDirectoryStore(store)) if store is not None else None
+    blobs = LocalDirectoryStore(store) if isinstance(store, Path) else store
+    transcripts = TranscriptStore(blobs) if blobs is not None else None
     llm = LLMActivities(
         client, registry, transcripts=transcripts, workspace=local, families=families, prices=prices
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from activities.objectstore import ObjectStoreConfig
 from activities.providers import ModelFamilies, PriceTable
 from activities.redact import secrets_in_environment
 from activities.tools.sandbox import DEFAULT_LANG, DEFAULT_TERM, SANDBOX_PATH, SandboxMode
@@ -96,6 +97,10 @@ class Settings:
     store_dir: Path | None = None
     """``DURAGENT_STORE_DIR``: the transcript store, shared by the workers of a machine
     (default ``~/.cache/duragent/store``)."""
+    object_store: ObjectStoreConfig | None = None
+    """``DURAGENT_STORE=s3://bucket/prefix``: the transcript store in an S3-compatible
+    object store, shared by every worker of a cluster (endpoint, region and keys from
+    the standard ``AWS_*`` variables); when set, it is used instead of ``store_dir``."""
     max_cached_workflows: int = 1000
     """``DURAGENT_MAX_CACHED_WORKFLOWS``: agents kept in worker memory between tasks; a
     waiting agent beyond it is evicted and resumed later by replay."""
@@ -117,6 +122,7 @@ class Settings:
         task_queue = env.get("DURAGENT_TASK_QUEUE", DEFAULT_TASK_QUEUE).strip()
         if not task_queue:
             raise SettingsError("DURAGENT_TASK_QUEUE is empty")
+        object_store = _object_store(env)
         return cls(
             task_queue=task_queue,
             workspace=Path(env.get("DURAGENT_WORKSPACE") or "workspace"),
@@ -128,10 +134,14 @@ class Settings:
             owner=env.get("DURAGENT_OWNER") or env.get("USER") or None,
             max_cached_workflows=_int(env, "DURAGENT_MAX_CACHED_WORKFLOWS", 1000, minimum=0),
             store_dir=Path(env.get("DURAGENT_STORE_DIR") or _cache_dir(env) / "store"),
+            object_store=object_store,
             model_families=_table(env, "DURAGENT_MODEL_FAMILIES", ModelFamilies.load),
             prices=_table(env, "DURAGENT_PRICES", PriceTable.load),
             shell=ShellSettings.from_env(env),
-            secrets=tuple(secrets_in_environment(env, _names(env, "DURAGENT_SECRET_ENV"))),
+            secrets=(
+                *secrets_in_environment(env, _names(env, "DURAGENT_SECRET_ENV")),
+                *(object_store.secrets if object_store else ()),
+            ),
         )
 
 
@@ -144,6 +154,21 @@ def _table(env: Mapping[str, str], name: str, load: Callable[[str | None], _T]) 
         return load(path)
     except ValueError as err:
         raise SettingsError(f"{name}: {err}") from None
+
+
+def _object_store(env: Mapping[str, str]) -> ObjectStoreConfig | None:
+    url = env.get("DURAGENT_STORE", "").strip()
+    if not url:
+        return None
+    if "://" not in url:  # a path: the directory store has its own variable
+        raise SettingsError(
+            f"DURAGENT_STORE must be s3://bucket/prefix, got {url!r} "
+            "(a local directory is DURAGENT_STORE_DIR)"
+        )
+    try:
+        return ObjectStoreConfig.from_url(url, env)
+    except ValueError as err:
+        raise SettingsError(f"DURAGENT_STORE: {err}") from None
 
 
 def _names(env: Mapping[str, str], name: str) -> list[str]:
