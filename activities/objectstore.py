@@ -9,11 +9,13 @@ one wrote. Any S3-compatible server works: AWS S3, MinIO, SeaweedFS, R2, Ceph.
 
 The client is `obstore <https://developmentseed.org/obstore/>`_ (Rust's
 ``object_store`` behind a small typed Python API) rather than aioboto3/aiobotocore:
-real async calls without a thread pool; a single ~5 MB wheel with no dependencies
-against botocore + aiohttp's ~45 MB; a tenth of the import time; plain ``http://``
-endpoints with one flag; and the same code reads GCS and Azure stores should a
-deployment want them. Its own retries are turned off: Temporal owns retries, so every
-failed attempt shows in history (as with the OpenAI client).
+real async calls without a thread pool; one 5.6 MB wheel with no dependencies and its
+own type stubs (15 MB installed), against botocore, aiohttp and friends (44 MB, stubs a
+separate package); an import about 30 times faster (0.09 s against 2.9 s, measured on a
+busy 2-core machine); plain ``http://`` endpoints with one flag; and the same client
+reaches GCS and Azure should a deployment want them. Both are maintained and read the
+standard ``AWS_*`` variables. Its own retries are turned off: Temporal owns retries,
+so every failed attempt shows in history (as with the OpenAI client).
 
 obstore's builder also reads ``AWS_*`` from the process environment itself. Every value
 this module uses is passed explicitly, so those win; what it does not set (web

@@ -3,7 +3,8 @@
 # uv (from PyPI when missing), the locked Python environment, the pinned Temporal CLI in
 # the per-user cache (~/.cache/duragent/bin; built once with Go, minutes), and
 # bubblewrap from apt for the shell sandbox, and Prometheus from apt for the
-# observability tests (each only when missing and apt can run).
+# observability tests (each only when missing and apt can run), and SeaweedFS for the
+# object store tests (built with Go, once).
 # Prints the command that runs uv, for the Makefile. `bootstrap.sh test` also installs
 # what only the tests need.
 set -euo pipefail
@@ -55,5 +56,13 @@ command -v bwrap >/dev/null 2>&1 ||
 # Only the tests need it: `make demo` does not wait for apt.
 if [ "${1:-}" = "test" ] && ! command -v prometheus >/dev/null 2>&1; then
   apt_install prometheus "its tests will skip"
+fi
+
+# SeaweedFS, the S3-compatible server of the object store tests, built from the Go module
+# proxy into the cache (minutes, once per machine; progress on stderr). Never fatal:
+# without Go, or when the build fails, those tests skip and say why.
+if [ "${1:-}" = "test" ]; then
+  $UV run --frozen python -m tests.objectstore build >&2 ||
+    echo "bootstrap: SeaweedFS was not built; the object store tests will skip" >&2
 fi
 echo "$UV"
