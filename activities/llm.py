@@ -77,7 +77,10 @@ class LLMActivities:
     @activity.defn(name="duragent.llm_chat")
     async def chat(self, request: LLMRequest) -> LLMResult:
         """Rebuild the prompt, send it, return the assistant's turn with token usage."""
-        transcript = await self._transcript(request)
+        # Reading the store is I/O too: on a cold cache an object store answers a round
+        # trip per node, and a slow read must not pass for a dead worker (5 s timeout).
+        async with heartbeating():
+            transcript = await self._transcript(request)
         model = self._families.resolve(
             request.model, request.options, temperature=request.temperature
         )
@@ -101,9 +104,10 @@ class LLMActivities:
         result.usage = usage.model_copy(update={"cost_usd": cost})
         result.attempt = activity.info().attempt
         if self._transcripts is not None and request.system is not None:
-            ref = await self._transcripts.append(
-                request.base_ref, [*request.messages, result.message]
-            )
+            async with heartbeating():
+                ref = await self._transcripts.append(
+                    request.base_ref, [*request.messages, result.message]
+                )
             result.transcript_ref = ref
         return result
 

@@ -69,7 +69,9 @@ class MemoryActivities:
     @activity.defn(name="duragent.summarize")
     async def summarize(self, request: SummarizeRequest) -> SummarizeResult:
         """Ask the model for a structured summary of the messages."""
-        conversation = "\n\n".join(render(m) for m in await self._messages(request))
+        async with heartbeating():  # the store's reads are I/O too (an object store's)
+            messages = await self._messages(request)
+        conversation = "\n\n".join(render(m) for m in messages)
         model = self._families.resolve(request.model, request.options)
         try:
             async with heartbeating():

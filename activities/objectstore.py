@@ -127,7 +127,7 @@ class ObjectStoreConfig:
 
     def child(self, *parts: str) -> ObjectStoreConfig:
         """The same store under a longer prefix (e.g. one agent's own)."""
-        return replace(self, prefix="/".join(p for p in (self.prefix, *parts) if p.strip("/")))
+        return replace(self, prefix=_clean_prefix("/".join((self.prefix, *parts))))
 
     def client(self) -> S3Store:
         """An obstore client rooted at :attr:`prefix`, without retries of its own."""

@@ -39,7 +39,7 @@ def test_a_url_and_the_aws_variables_make_the_config() -> None:
     assert (config.endpoint, config.region) == ("http://127.0.0.1:9000", "eu-west-3")
     assert (config.access_key, config.secret_key) == tuple(KEYS.values())
     assert config.url == "s3://my-bucket/transcripts/prod"
-    assert config.child("agent-7").prefix == "transcripts/prod/agent-7"
+    assert config.child("agent-7", "/work/").prefix == "transcripts/prod/agent-7/work"
     assert KEYS["AWS_SECRET_ACCESS_KEY"] not in repr(config)
     assert KEYS["AWS_ACCESS_KEY_ID"] not in repr(config)
 
