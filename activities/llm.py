@@ -18,7 +18,7 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -214,7 +214,9 @@ class LLMActivities:
             body={**body, "stream": True, "stream_options": {"include_usage": True}},
             options=_OPTIONS,
             stream=True,
-            stream_cls=AsyncStream[ChatCompletionChunk],
+            # Chunks stay the decoded JSON: building a ``ChatCompletionChunk`` model for
+            # each of them was the larger part of a streamed call's worker CPU.
+            stream_cls=AsyncStream[object],
         )
         async with stream:
             async for chunk in stream:
@@ -268,35 +270,48 @@ class StreamAccumulator:
     _by_index: dict[int, _CallSlot] = field(default_factory=dict)
 
     def add(self, chunk: Any) -> None:
-        """Take one chunk (a ``ChatCompletionChunk``)."""
-        self.model = chunk.model or self.model
-        if chunk.usage is not None:
+        """Take one chunk: the decoded JSON of one ``data:`` line of the stream.
+
+        Raises:
+            ApplicationError: The chunk is not shaped like a ``chat.completion.chunk``
+                (retryable: a server's glitch, not the agent's fault).
+        """
+        try:
+            self._add(chunk)
+        except (AttributeError, TypeError, ValueError) as err:
+            raise ApplicationError(
+                f"LLM stream sent a malformed chunk ({type(err).__name__}: {err})",
+                type=LLMErrorType.BAD_RESPONSE,
+            ) from None
+
+    def _add(self, chunk: dict[str, Any]) -> None:
+        self.model = chunk.get("model") or self.model
+        usage = chunk.get("usage")
+        if usage:
             self.usage = TokenUsage(
-                input_tokens=chunk.usage.prompt_tokens,
-                output_tokens=chunk.usage.completion_tokens,
+                input_tokens=usage.get("prompt_tokens") or 0,
+                output_tokens=usage.get("completion_tokens") or 0,
             )
-        for choice in chunk.choices:
-            if choice.index:
+        for choice in chunk.get("choices") or ():
+            if choice.get("index"):
                 continue  # one choice is asked for; n > 1 is not an agent's turn
-            self.finish_reason = choice.finish_reason or self.finish_reason
-            delta = choice.delta
-            if delta.content:
-                self.content.append(delta.content)
-            if delta.model_extra:
-                text = _reasoning_of(delta.model_extra)
-                if text:
-                    self.reasoning.append(text)
-            for fragment in delta.tool_calls or ():
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            delta = choice.get("delta") or {}
+            if content := delta.get("content"):
+                self.content.append(content)
+            if reasoning := _reasoning_of(delta):
+                self.reasoning.append(reasoning)
+            for fragment in delta.get("tool_calls") or ():
                 self._add_call(fragment)
 
-    def _add_call(self, fragment: Any) -> None:
-        function = fragment.function
-        name = (function.name or "") if function is not None else ""
-        slot = self._slot(fragment.index, fragment.id or "", name)
+    def _add_call(self, fragment: dict[str, Any]) -> None:
+        function = fragment.get("function") or {}
+        name = function.get("name") or ""
+        slot = self._slot(fragment.get("index"), fragment.get("id") or "", name)
         if name and name != slot.name:
             slot.name += name
-        if function is not None and function.arguments:
-            slot.arguments.append(function.arguments)
+        if arguments := function.get("arguments"):
+            slot.arguments.append(arguments)
 
     def _slot(self, index: int | None, call_id: str, name: str) -> _CallSlot:
         slot: _CallSlot | None

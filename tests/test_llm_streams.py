@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
-from openai._models import construct_type
 from openai.lib.streaming.chat import ChatCompletionStreamState
-from openai.types.chat import ChatCompletionChunk
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.errors import LLMErrorType
 from activities.limits import MAX_TEXT_BYTES
 from activities.llm import LLMActivities, StreamAccumulator
 from activities.memory import MemoryActivities
@@ -163,7 +163,7 @@ async def test_the_normal_shape_assembles_as_the_openai_package_does(
         stream_options={"include_usage": True},
     )
     async for chunk in stream:
-        ours.add(chunk)
+        ours.add(chunk.to_dict())  # the activity takes the chunk's JSON, as sent
         theirs.handle_chunk(chunk)
     mine, final = ours.result(), theirs.get_final_completion()
     message = final.choices[0].message
@@ -427,15 +427,14 @@ async def test_a_cancel_during_an_llm_call_ends_the_run_cancelled(harness: Harne
 # --- helpers -------------------------------------------------------------------------
 
 
-def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> Any:
-    value = {
+def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
         "id": "c",
         "object": "chat.completion.chunk",
         "created": 0,
         "model": "m",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
-    return construct_type(type_=ChatCompletionChunk, value=value)
 
 
 async def test_oversize_reasoning_is_truncated(server: ScriptedLLMServer, oai: AsyncOpenAI) -> None:
@@ -444,3 +443,14 @@ async def test_oversize_reasoning_is_truncated(server: ScriptedLLMServer, oai: A
     assert result.message.reasoning is not None
     assert len(result.message.reasoning.encode()) <= MAX_TEXT_BYTES
     assert "bytes cut" in result.message.reasoning and result.message.content == "short"
+
+
+@pytest.mark.parametrize(
+    "chunk", [{"choices": "x"}, {"choices": [{"delta": {"tool_calls": [7]}}]}, [1, 2]]
+)
+def test_a_malformed_chunk_is_a_retryable_bad_response(chunk: Any) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        StreamAccumulator().add(chunk)
+    assert raised.value.type == LLMErrorType.BAD_RESPONSE
+    assert not raised.value.non_retryable
+    assert "malformed chunk" in str(raised.value)
