@@ -21,6 +21,7 @@ from worker.plugin import (
     DuragentPlugin,
     blob_store,
     build_openai_client,
+    precompile_workflows,
     shell_sandbox,
     worker_activities,
     worker_interceptors,
@@ -72,6 +73,7 @@ def build_worker(
     background: BackgroundCommands | None = None,
 ) -> Worker:
     """A worker for the agent workflow and its activities, with the duragent plugin."""
+    precompile_workflows()
     activities = worker_activities(
         client=llm_client,
         workspace=settings.workspace,

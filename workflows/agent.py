@@ -92,12 +92,12 @@ ACTIVATE_SKILL = "_activate_skill"
 # Listing tools or checking arguments is a registry lookup on the worker: fast, and safe
 # to retry at will.
 REGISTRY_POLICY = ActivityPolicy(start_to_close_seconds=30, heartbeat_seconds=None)
-# Cleanup after a cancel releases what the run held; it must not hang the cancel.
 # Errors the LLM call recovers from once: a full context (compact, then retry) and a
 # stored transcript this worker cannot see (resend it whole).
 RECOVERABLE_LLM_ERRORS = frozenset(
     {LLMErrorType.CONTEXT_LENGTH.value, LLMErrorType.TRANSCRIPT_NOT_FOUND.value}
 )
+# Cleanup after a cancel releases what the run held; it must not hang the cancel.
 CLEANUP_POLICY = ActivityPolicy(start_to_close_seconds=60, heartbeat_seconds=None, max_attempts=3)
 # Providers reuse tool call ids across turns: keys of runs started before this patch
 # stay as they were, so a retried call of a running agent keeps its key.
