@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueKind
 from temporalio.client import WorkflowHandle
 
 from tests.conftest import Harness, eventually
@@ -48,6 +48,19 @@ async def scheduled_llm_calls(handle: WorkflowHandle[Any, Any]) -> int:
             and e.activity_task_scheduled_event_attributes.activity_type.name == "duragent.llm_chat"
         ]
     )
+
+
+async def queue_after_retried_attempt(handle: WorkflowHandle[Any, Any]) -> int:
+    """The kind of queue the workflow task after a retried activity's completion went to."""
+    retried, completed = False, False
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            retried = e.activity_task_started_event_attributes.attempt > 1
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            completed = retried
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED and completed:
+            return e.workflow_task_scheduled_event_attributes.task_queue.kind
+    raise AssertionError("no retried activity completed")
 
 
 def assert_each_cycle_once(workspace: Path) -> None:
@@ -104,6 +117,9 @@ async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
     steps = Counter(r.step for r in harness.requests())
     assert steps[1] == 2 and all(steps[s] == 1 for s in (0, 2, 3))
     assert_each_cycle_once(harness.workspace)
+    # The retried attempt reset the sticky queue: the next workflow task was not offered to
+    # the dead worker first (where it would have waited out the sticky timeout).
+    assert await queue_after_retried_attempt(handle) == TaskQueueKind.TASK_QUEUE_KIND_NORMAL
 
 
 async def test_a_worker_without_the_stored_transcript_gets_it_whole(
