@@ -146,6 +146,10 @@ class Engine:
     tool_activity: str
     start: Callable[[Engine, str, int], Awaitable[WorkflowHandle[Any, Any]]]
     proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    profile: Path | None = None
+    """Where py-spy writes the worker's collapsed stacks (``--profile``), one file each."""
+    profiler: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    profiles: int = 0
 
     @property
     def pid(self) -> int:
@@ -162,6 +166,15 @@ class Engine:
             stderr=asyncio.subprocess.DEVNULL,
         )
         await self.polled()
+        if self.profile is not None:
+            self.profiles += 1
+            out = self.profile / f"{self.name}-{self.profiles}.txt"
+            self.profiler = await asyncio.create_subprocess_exec(
+                *("py-spy", "record", "--format", "raw", "--rate", "250", "--gil"),
+                *("--pid", str(self.pid), "-o", str(out)),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
 
     async def polled(self, within: float = 60.0) -> None:
         """Wait until a worker polls this engine's workflow task queue."""
@@ -187,6 +200,9 @@ class Engine:
         if proc is not None and proc.returncode is None:
             proc.terminate()
             await proc.wait()
+        profiler, self.profiler = self.profiler, None
+        if profiler is not None:
+            await profiler.wait()  # it writes its file when the worker is gone
 
     def kill_worker(self) -> None:
         """SIGKILL the worker; the caller reaps it."""
@@ -358,6 +374,7 @@ class Throughput:
     p50_s: float
     p95_s: float
     peak_rss_mib: float
+    cpu_ms_per_agent: float
 
 
 async def throughput_of(engine: Engine, agents: int) -> Throughput:
@@ -374,14 +391,15 @@ async def throughput_of(engine: Engine, agents: int) -> Throughput:
         return time.perf_counter() - started
 
     async with peak_rss(engine.pid, peaks):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(engine.pid)
         latencies = sorted(await asyncio.gather(*(one() for _ in range(agents))))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds(engine.pid) - cpu
     return Throughput(
         agents_per_s=agents / elapsed,
         p50_s=latencies[len(latencies) // 2],
         p95_s=latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         peak_rss_mib=peaks[0],
+        cpu_ms_per_agent=cpu * 1000 / agents,
     )
 
 
@@ -392,13 +410,14 @@ async def throughput_mode(all_engines: Sequence[Engine], agents: int) -> None:
     print(f"\nthroughput: {agents} agents x {THROUGHPUT_CYCLES} cycles at once, one worker")
     print(
         f"{'engine':<9} {'agents/s':>9} {'ratio':>6} {'p50 s':>7} {'p95 s':>7} "
-        f"{'peak RSS MiB':>12} {'ratio':>6}"
+        f"{'peak RSS MiB':>12} {'ratio':>6} {'CPU ms/agent':>12} {'ratio':>6}"
     )
     for name, r in results.items():
         print(
             f"{name:<9} {r.agents_per_s:>9.2f} {r.agents_per_s / base.agents_per_s:>6.2f} "
             f"{r.p50_s:>7.2f} {r.p95_s:>7.2f} {r.peak_rss_mib:>12.0f} "
-            f"{r.peak_rss_mib / base.peak_rss_mib:>6.2f}"
+            f"{r.peak_rss_mib / base.peak_rss_mib:>6.2f} {r.cpu_ms_per_agent:>12.0f} "
+            f"{r.cpu_ms_per_agent / base.cpu_ms_per_agent:>6.2f}"
         )
     print(flush=True)
 
@@ -501,6 +520,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--line", type=int, default=1000, help="characters appended per cycle")
     parser.add_argument("--llm-delay", type=float, default=0.0, help="model latency, seconds")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="folder for py-spy profiles of each worker (run with `uv run --with py-spy`)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="10 cycles, 20 agents, 1 round, no recovery"
     )
     args = parser.parse_args(argv)
@@ -530,6 +555,10 @@ async def main(argv: Sequence[str] | None = None) -> None:
     ):
         async with DevServer(ui=False, search_attributes=search.DEV_SERVER) as server:
             all_engines = await engines(server, llm, Path(tmp))
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                for engine in all_engines:
+                    engine.profile = args.profile
             try:
                 for engine in all_engines:
                     await engine.start_worker()
