@@ -84,7 +84,7 @@ class LLMActivities:
         model = self._families.resolve(
             request.model, request.options, temperature=request.temperature
         )
-        body = self._body(request, model, transcript)
+        body = await self._body(request, model, transcript)
         try:
             # Heartbeats come from a timer, not from each chunk: cheaper per chunk, and a
             # cancel still reaches a call that waits on a silent socket.
@@ -123,13 +123,13 @@ class LLMActivities:
                 f"transcript {request.base_ref} is not in the store"
             ) from None
 
-    def _body(
+    async def _body(
         self, request: LLMRequest, model: ResolvedModel, transcript: list[Message]
     ) -> dict[str, Any]:
         system = [Message(role=Role.SYSTEM, content=request.system)] if request.system else []
         reasoning = model.send_reasoning
-        messages = [self._wire(m, reasoning) for m in (*system, *transcript)]
-        messages.extend(self._fresh_images(transcript))
+        messages = [await self._wire(m, reasoning) for m in (*system, *transcript)]
+        messages.extend(await self._fresh_images(transcript))
         body = model.request_fields()
         # ``create`` sends extra_body merged over the other fields (one level, theirs win).
         extra = body.pop("extra_body", None) or {}
@@ -140,18 +140,18 @@ class LLMActivities:
         body.update(extra)
         return body
 
-    def _wire(self, message: Message, send_reasoning: bool) -> dict[str, Any]:
+    async def _wire(self, message: Message, send_reasoning: bool) -> dict[str, Any]:
         """A message in wire shape, with a large result read back from its artifact."""
         if message.artifact and not message.stubbed and self._workspace is not None:
             try:
-                full = self._workspace.read_text(message.artifact)
+                full = await self._workspace.read_text(message.artifact)
             except ToolError:
                 activity.logger.warning("artifact %s is gone; sending its stub", message.artifact)
             else:
                 message = message.model_copy(update={"content": full})
         return to_openai_message(message, send_reasoning=send_reasoning)
 
-    def _fresh_images(self, transcript: list[Message]) -> list[dict[str, Any]]:
+    async def _fresh_images(self, transcript: list[Message]) -> list[dict[str, Any]]:
         """Images that tools of the last turn attached, as a user message of image parts.
 
         Chat Completions only takes images in user messages; they are sent to the next
@@ -167,7 +167,7 @@ class LLMActivities:
                 continue
             for ref in image_refs(message.content or ""):
                 try:
-                    url = image_data_url(self._workspace, ref)
+                    url = await image_data_url(self._workspace, ref)
                 except ToolError as err:
                     activity.logger.warning("image %s not sent: %s", ref, err)
                     continue

@@ -37,8 +37,8 @@ class TickArgs(BaseModel):
 async def tick(args: TickArgs, ctx: ToolContext) -> str:
     """Count one more cycle; optionally pad the result to make it large."""
     path = "ticks.txt"
-    n = int(ctx.workspace.read_text(path)) + 1 if ctx.workspace.exists(path) else 1
-    ctx.workspace.write_text(path, str(n))
+    n = int(await ctx.workspace.read_text(path)) + 1 if await ctx.workspace.exists(path) else 1
+    await ctx.workspace.write_text(path, str(n))
     return f"tick {n}" + ("\n" + "x" * args.pad if args.pad else "")
 
 

@@ -227,13 +227,13 @@ class SlowArgs(BaseModel):
 async def slow(args: SlowArgs, ctx: ToolContext) -> str:
     """Run `sleep` in a subprocess; killed when the activity is cancelled."""
     proc = await asyncio.create_subprocess_exec("sleep", str(args.seconds))
-    ctx.workspace.write_text("slow.pid", str(proc.pid))
+    await ctx.workspace.write_text("slow.pid", str(proc.pid))
     try:
         await proc.wait()
     except asyncio.CancelledError:
         proc.kill()
         await proc.wait()
-        ctx.workspace.write_text("slow.cancelled", "yes")
+        await ctx.workspace.write_text("slow.cancelled", "yes")
         raise
     return "slept"
 

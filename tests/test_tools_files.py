@@ -83,9 +83,9 @@ async def test_every_file_tool_refuses_escapes(
 async def test_list_files_hides_dotfiles_unless_asked(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
-    workspace.write_text("b.txt", "")
-    workspace.write_text(".env", "")
-    workspace.write_text("sub/c.txt", "")
+    await workspace.write_text("b.txt", "")
+    await workspace.write_text(".env", "")
+    await workspace.write_text("sub/c.txt", "")
     assert await ok(tools, "_list_files") == "b.txt\nsub/"
     assert await ok(tools, "_list_files", include_hidden=True) == ".env\nb.txt\nsub/"
     assert await ok(tools, "_list_files", path="sub") == "c.txt"
@@ -93,7 +93,7 @@ async def test_list_files_hides_dotfiles_unless_asked(
 
 async def test_list_files_with_a_glob(tools: ToolActivities, workspace: Workspace) -> None:
     for path in ["a.py", "src/b.py", "src/deep/c.py", "src/d.md", ".venv/e.py", "src/.f.py"]:
-        workspace.write_text(path, "")
+        await workspace.write_text(path, "")
     assert await ok(tools, "_list_files", glob="*.py") == "a.py\nsrc/b.py\nsrc/deep/c.py"
     assert await ok(tools, "_list_files", path="src", glob="*.{py,md}") == (
         "src/b.py\nsrc/d.md\nsrc/deep/c.py"
@@ -107,7 +107,7 @@ async def test_list_files_with_a_glob(tools: ToolActivities, workspace: Workspac
 
 async def test_list_files_is_bounded(tools: ToolActivities, workspace: Workspace) -> None:
     for i in range(MAX_LIST_ENTRIES + 20):
-        workspace.write_text(f"many/f{i:04}.txt", "")
+        await workspace.write_text(f"many/f{i:04}.txt", "")
     lines = (await ok(tools, "_list_files", path="many")).splitlines()
     assert len(lines) == MAX_LIST_ENTRIES + 1
     assert lines[-1].startswith("[... 20 more entries left out")
@@ -118,7 +118,7 @@ async def test_list_files_is_bounded(tools: ToolActivities, workspace: Workspace
 async def test_list_files_of_an_empty_or_missing_folder(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
-    workspace.mkdir("empty")
+    await workspace.mkdir("empty")
     assert await ok(tools, "_list_files", path="empty") == "(empty folder)"
     assert (await error(tools, "_list_files", path="nope"))[0] == "not_found"
 
@@ -127,8 +127,8 @@ async def test_list_files_of_an_empty_or_missing_folder(
 
 
 async def test_file_info(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("d/a.txt", "1\n2\n")
-    workspace.write_bytes("d/b.bin", b"\x00\x01")
+    await workspace.write_text("d/a.txt", "1\n2\n")
+    await workspace.write_bytes("d/b.bin", b"\x00\x01")
     text = await ok(tools, "_file_info", path="d/a.txt")
     assert "type: file" in text and "size: 4 bytes" in text and "lines: 2" in text
     assert "modified: " in text
@@ -144,7 +144,7 @@ async def test_file_info(tools: ToolActivities, workspace: Workspace) -> None:
 async def test_read_file_ranges_and_line_numbers(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
-    workspace.write_text("f.txt", "a\nb\nc\nd\n")
+    await workspace.write_text("f.txt", "a\nb\nc\nd\n")
     assert await ok(tools, "_read_file", path="f.txt") == "a\nb\nc\nd"
     assert await ok(tools, "_read_file", path="f.txt", start_line=2, end_line=3) == "b\nc"
     assert await ok(tools, "_read_file", path="f.txt", start_line=3, end_line=99) == "c\nd"
@@ -153,23 +153,23 @@ async def test_read_file_ranges_and_line_numbers(
 
 
 async def test_read_file_edge_cases(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("f.txt", "a\nb")
-    workspace.write_text("empty.txt", "")
-    workspace.write_bytes("bin", b"\x89PNG\r\n\x1a\n\x00")
+    await workspace.write_text("f.txt", "a\nb")
+    await workspace.write_text("empty.txt", "")
+    await workspace.write_bytes("bin", b"\x89PNG\r\n\x1a\n\x00")
     assert await ok(tools, "_read_file", path="empty.txt") == "(empty file)"
     code, message = await error(tools, "_read_file", path="f.txt", start_line=5)
     assert code == "out_of_range" and "has 2 lines" in message
     code, message = await error(tools, "_read_file", path="f.txt", start_line=2, end_line=1)
     assert code == "invalid_arguments" and "before start_line" in message
     assert (await error(tools, "_read_file", path="bin"))[0] == "binary_file"
-    workspace.mkdir("folder")
+    await workspace.mkdir("folder")
     assert (await error(tools, "_read_file", path="folder"))[0] == "is_directory"
 
 
 async def test_reading_too_many_lines_suggests_a_range(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
-    workspace.write_text("long.txt", "\n".join(str(i) for i in range(MAX_READ_LINES + 500)))
+    await workspace.write_text("long.txt", "\n".join(str(i) for i in range(MAX_READ_LINES + 500)))
     code, message = await error(tools, "_read_file", path="long.txt")
     assert code == "too_large"
     assert f"start_line=1, end_line={MAX_READ_LINES}" in message
@@ -184,12 +184,12 @@ async def test_reading_too_many_characters_suggests_a_range(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
     line = "x" * 999  # 1,000 characters with its newline
-    workspace.write_text("wide.txt", "\n".join([line] * 200))
+    await workspace.write_text("wide.txt", "\n".join([line] * 200))
     code, message = await error(tools, "_read_file", path="wide.txt")
     fits = MAX_READ_CHARS // 1000
     assert code == "too_large" and f"start_line=1, end_line={fits}" in message
     assert len(await ok(tools, "_read_file", path="wide.txt", end_line=fits)) <= MAX_READ_CHARS
-    workspace.write_text("one.txt", "y" * (MAX_READ_CHARS + 1))
+    await workspace.write_text("one.txt", "y" * (MAX_READ_CHARS + 1))
     code, message = await error(tools, "_read_file", path="one.txt")
     assert "line 1 alone" in message and "_workspace_grep" in message
 
@@ -200,8 +200,8 @@ async def test_reading_too_many_characters_suggests_a_range(
 async def test_write_and_append(tools: ToolActivities, workspace: Workspace) -> None:
     assert await ok(tools, "_write_file", path="n/a.md", content="é") == "wrote 2 bytes to n/a.md"
     assert "appended" in await ok(tools, "_write_file", path="n/a.md", content="!", append=True)
-    assert workspace.read_text("n/a.md") == "é!"
-    workspace.mkdir("dir")
+    assert await workspace.read_text("n/a.md") == "é!"
+    await workspace.mkdir("dir")
     assert (await error(tools, "_write_file", path="dir", content="x"))[0] == "is_directory"
 
 
@@ -209,31 +209,31 @@ async def test_write_and_append(tools: ToolActivities, workspace: Workspace) -> 
 
 
 async def test_str_replace_once(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("c.py", "def f():\n    return 1\n")
+    await workspace.write_text("c.py", "def f():\n    return 1\n")
     text = await ok(tools, "_file_str_replace", path="c.py", old="return 1", new="return 2")
     assert text == "replaced 1 occurrence in c.py"
-    assert workspace.read_text("c.py") == "def f():\n    return 2\n"
+    assert await workspace.read_text("c.py") == "def f():\n    return 2\n"
 
 
 async def test_str_replace_missing_text(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("c.py", "x = 1\n")
+    await workspace.write_text("c.py", "x = 1\n")
     code, message = await error(tools, "_file_str_replace", path="c.py", old="y = 1", new="z")
     assert code == "not_found" and "exactly" in message
-    assert workspace.read_text("c.py") == "x = 1\n"
+    assert await workspace.read_text("c.py") == "x = 1\n"
 
 
 async def test_str_replace_ambiguous_then_all(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("c.txt", "a b a b a")
+    await workspace.write_text("c.txt", "a b a b a")
     code, message = await error(tools, "_file_str_replace", path="c.txt", old="a", new="A")
     assert code == "ambiguous" and "3 times" in message and "replace_all" in message
-    assert workspace.read_text("c.txt") == "a b a b a"
+    assert await workspace.read_text("c.txt") == "a b a b a"
     text = await ok(tools, "_file_str_replace", path="c.txt", old="a", new="A", replace_all=True)
     assert text == "replaced 3 occurrences in c.txt"
-    assert workspace.read_text("c.txt") == "A b A b A"
+    assert await workspace.read_text("c.txt") == "A b A b A"
 
 
 async def test_str_replace_argument_checks(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("c.txt", "a")
+    await workspace.write_text("c.txt", "a")
     for old, new in [("", "b"), ("a", "a")]:
         code, _ = await error(tools, "_file_str_replace", path="c.txt", old=old, new=new)
         assert code == "invalid_arguments"
@@ -246,9 +246,9 @@ async def test_str_replace_argument_checks(tools: ToolActivities, workspace: Wor
 
 
 async def test_grep_matches_with_line_numbers(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("src/a.py", "import os\nx = 1\nimport re\n")
-    workspace.write_text("src/b.md", "import nothing\n")
-    workspace.write_text(".git/c.py", "import hidden\n")
+    await workspace.write_text("src/a.py", "import os\nx = 1\nimport re\n")
+    await workspace.write_text("src/b.md", "import nothing\n")
+    await workspace.write_text(".git/c.py", "import hidden\n")
     assert await ok(tools, "_workspace_grep", pattern=r"^import \w+$", glob="*.py") == (
         "src/a.py:1:import os\nsrc/a.py:3:import re"
     )
@@ -266,7 +266,7 @@ async def test_grep_matches_with_line_numbers(tools: ToolActivities, workspace: 
 
 
 async def test_grep_context_lines(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("f.txt", "\n".join(f"line {i}" for i in range(1, 11)))
+    await workspace.write_text("f.txt", "\n".join(f"line {i}" for i in range(1, 11)))
     text = await ok(tools, "_workspace_grep", pattern="line (3|5|9)$", context_lines=1)
     assert text.splitlines() == [
         "f.txt-2-line 2",
@@ -282,8 +282,8 @@ async def test_grep_context_lines(tools: ToolActivities, workspace: Workspace) -
 
 
 async def test_grep_is_bounded(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_text("many.txt", "hit\n" * 30)
-    workspace.write_text("wide.txt", "hit" + "x" * 2000)
+    await workspace.write_text("many.txt", "hit\n" * 30)
+    await workspace.write_text("wide.txt", "hit" + "x" * 2000)
     text = await ok(tools, "_workspace_grep", pattern="hit", max_results=10)
     lines = text.splitlines()
     assert len(lines) == 11
@@ -293,9 +293,9 @@ async def test_grep_is_bounded(tools: ToolActivities, workspace: Workspace) -> N
 
 
 async def test_grep_skips_binary_files(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_bytes("blob.bin", b"needle\x00\x01")
-    workspace.write_bytes("latin1.txt", "needle caf\xe9".encode("latin-1"))
-    workspace.write_text("t.txt", "needle")
+    await workspace.write_bytes("blob.bin", b"needle\x00\x01")
+    await workspace.write_bytes("latin1.txt", "needle caf\xe9".encode("latin-1"))
+    await workspace.write_text("t.txt", "needle")
     text = await ok(tools, "_workspace_grep", pattern="needle")
     assert text.splitlines() == ["t.txt:1:needle", "[skipped 2 binary files]"]
 
@@ -303,7 +303,7 @@ async def test_grep_skips_binary_files(tools: ToolActivities, workspace: Workspa
 async def test_grep_without_matches_and_with_a_bad_regex(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
-    workspace.write_text("t.txt", "hay")
+    await workspace.write_text("t.txt", "hay")
     assert (await ok(tools, "_workspace_grep", pattern="needle")).startswith("no matches")
     code, message = await error(tools, "_workspace_grep", pattern="(unclosed")
     assert code == "invalid_regex" and "missing )" in message

@@ -60,19 +60,19 @@ async def test_a_png_is_attached_as_a_content_addressed_artifact(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
     png = tiny_png()
-    workspace.write_bytes("pics/dot.png", png)
+    await workspace.write_bytes("pics/dot.png", png)
     result = await read_image(tools, "pics/dot.png")
     assert result.status is ToolStatus.SUCCESS
     first_line = result.content.splitlines()[0]
     assert first_line == f"image pics/dot.png (image/png, {len(png)} bytes) attached"
     [ref] = image_refs(result.content)
     assert ref.startswith(".duragent/artifacts/") and ref.endswith(".png")
-    assert workspace.read_bytes(ref) == png
-    assert image_data_url(workspace, ref) == (
+    assert await workspace.read_bytes(ref) == png
+    assert await image_data_url(workspace, ref) == (
         "data:image/png;base64," + base64.b64encode(png).decode()
     )
     # The same pixels under another name: the same artifact.
-    workspace.write_bytes("copy.png", png)
+    await workspace.write_bytes("copy.png", png)
     assert image_refs((await read_image(tools, "copy.png")).content) == [ref]
 
 
@@ -87,7 +87,7 @@ async def test_a_png_is_attached_as_a_content_addressed_artifact(
 async def test_other_formats_by_magic_bytes(
     tools: ToolActivities, workspace: Workspace, data: bytes, mime: str
 ) -> None:
-    workspace.write_bytes("image.bin", data)  # the extension does not matter
+    await workspace.write_bytes("image.bin", data)  # the extension does not matter
     result = await read_image(tools, "image.bin")
     assert f"({mime}, " in result.content
 
@@ -112,17 +112,17 @@ async def test_refusals(
     code: str,
 ) -> None:
     for name, data in setup.items():
-        workspace.write_bytes(name, data)
+        await workspace.write_bytes(name, data)
     result = await read_image(tools, path)
     assert (result.status, result.error_code) == (ToolStatus.ERROR, code)
 
 
 async def test_a_too_large_image_is_refused(tools: ToolActivities, workspace: Workspace) -> None:
-    workspace.write_bytes("huge.png", tiny_png() + b"\x00" * MAX_IMAGE_BYTES)
+    await workspace.write_bytes("huge.png", tiny_png() + b"\x00" * MAX_IMAGE_BYTES)
     result = await read_image(tools, "huge.png")
     assert (result.status, result.error_code) == (ToolStatus.ERROR, "too_large")
     assert "5,000,000" in result.content
-    assert not workspace.exists(".duragent")
+    assert not await workspace.exists(".duragent")
 
 
 def test_sniffing() -> None:

@@ -48,13 +48,13 @@ def workspace() -> MemoryWorkspace:
     )
 
 
-def test_listing_skips_malformed_skills_with_a_reason(workspace: MemoryWorkspace) -> None:
+async def test_listing_skips_malformed_skills_with_a_reason(workspace: MemoryWorkspace) -> None:
     skills = Skills(workspace)
-    assert skills.list_skills() == [
+    assert await skills.list_skills() == [
         SkillInfo("release-notes", "Write release notes from the git log."),
         SkillInfo("review", "Review a diff."),
     ]
-    reasons = {s.folder: s.reason for s in skills.scan().skipped}
+    reasons = {s.folder: s.reason for s in (await skills.scan()).skipped}
     assert reasons == {
         "skills/z-duplicate": "the name 'review' is taken by another skill",
         "skills/empty-folder": "no SKILL.md",
@@ -65,14 +65,14 @@ def test_listing_skips_malformed_skills_with_a_reason(workspace: MemoryWorkspace
     }
 
 
-def test_no_skills_folder_means_no_skills() -> None:
-    assert Skills(MemoryWorkspace()).list_skills() == []
+async def test_no_skills_folder_means_no_skills() -> None:
+    assert await Skills(MemoryWorkspace()).list_skills() == []
 
 
-def test_skills_outside_the_agent_workspace(tmp_path: pytest.TempPathFactory) -> None:
+async def test_skills_outside_the_agent_workspace(tmp_path: pytest.TempPathFactory) -> None:
     root = LocalWorkspace(str(tmp_path))
-    root.write_text("deploy/SKILL.md", "---\nname: deploy\ndescription: Ship it.\n---\nGo.")
-    assert Skills(root, folder=".").list_skills() == [SkillInfo("deploy", "Ship it.")]
+    await root.write_text("deploy/SKILL.md", "---\nname: deploy\ndescription: Ship it.\n---\nGo.")
+    assert await Skills(root, folder=".").list_skills() == [SkillInfo("deploy", "Ship it.")]
 
 
 async def activate(tools: ToolActivities, name: str) -> ToolResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,7 @@ ESCAPES = [
 ]
 
 # Every operation of the protocol, each given a path.
-OPERATIONS: dict[str, Callable[[Workspace, str], object]] = {
+OPERATIONS: dict[str, Callable[[Workspace, str], Awaitable[object]]] = {
     "read_text": lambda ws, p: ws.read_text(p),
     "read_bytes": lambda ws, p: ws.read_bytes(p),
     "write_text": lambda ws, p: ws.write_text(p, "x"),
@@ -47,17 +47,17 @@ OPERATIONS: dict[str, Callable[[Workspace, str], object]] = {
     "exists": lambda ws, p: ws.exists(p),
     "mkdir": lambda ws, p: ws.mkdir(p),
     "delete": lambda ws, p: ws.delete(p, recursive=True),
-    "walk": lambda ws, p: list(ws.walk(p)),
+    "walk": lambda ws, p: ws.walk(p),
 }
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 @pytest.mark.parametrize(("path", "code"), ESCAPES)
-def test_paths_that_leave_the_workspace_are_refused(
+async def test_paths_that_leave_the_workspace_are_refused(
     workspace: Workspace, operation: str, path: str, code: str
 ) -> None:
     with pytest.raises(ToolError) as err:
-        OPERATIONS[operation](workspace, path)
+        await OPERATIONS[operation](workspace, path)
     assert err.value.code == code
     assert str(err.value)  # a message the model can read
 
@@ -79,35 +79,35 @@ def linked(tmp_path: Path) -> LocalWorkspace:
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 @pytest.mark.parametrize("path", ["out_dir", "out_dir/secret.txt", "out_file", "dangling/x"])
-def test_symlinks_that_lead_outside_are_refused(
+async def test_symlinks_that_lead_outside_are_refused(
     linked: LocalWorkspace, operation: str, path: str
 ) -> None:
     if operation == "delete" and path in ("out_dir", "out_file"):
         pytest.skip("deleting a link removes the link itself; tested below")
     with pytest.raises(ToolError) as err:
-        OPERATIONS[operation](linked, path)
+        await OPERATIONS[operation](linked, path)
     assert err.value.code == "path_escape"
 
 
-def test_deleting_a_link_removes_the_link_not_its_target(
+async def test_deleting_a_link_removes_the_link_not_its_target(
     linked: LocalWorkspace, tmp_path: Path
 ) -> None:
-    linked.delete("out_dir")
-    linked.delete("out_file")
+    await linked.delete("out_dir")
+    await linked.delete("out_file")
     assert (tmp_path / "outside" / "secret.txt").read_text() == "secret"
     assert not (linked.root / "out_dir").exists()
 
 
-def test_a_walk_never_follows_links_outside(linked: LocalWorkspace) -> None:
-    assert list(linked.walk(".")) == ["in_file", "inside.txt"]
-    assert linked.read_text("in_file") == "fine"
+async def test_a_walk_never_follows_links_outside(linked: LocalWorkspace) -> None:
+    assert await linked.walk(".") == ["in_file", "inside.txt"]
+    assert await linked.read_text("in_file") == "fine"
 
 
-def test_a_workspace_root_that_is_a_symlink_still_works(tmp_path: Path) -> None:
+async def test_a_workspace_root_that_is_a_symlink_still_works(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "alias")
     ws = LocalWorkspace(tmp_path / "alias")
-    ws.write_text("a.txt", "A")
+    await ws.write_text("a.txt", "A")
     assert (tmp_path / "real" / "a.txt").read_text() == "A"
 
 
@@ -119,58 +119,59 @@ def test_normalisation(path: str, normal: str) -> None:
     assert normalize_path(path) == normal
 
 
-def test_read_write_append(workspace: Workspace) -> None:
-    assert workspace.write_text("d/e/f.txt", "one\n") == 4
-    assert workspace.write_text("d/e/f.txt", "two\n", append=True) == 4
-    assert workspace.read_text("d/e/f.txt") == "one\ntwo\n"
-    assert workspace.read_bytes("./d/e/../e/f.txt") == b"one\ntwo\n"
-    workspace.write_bytes("bin.dat", b"\xff\x00\xfe")
+async def test_read_write_append(workspace: Workspace) -> None:
+    assert await workspace.write_text("d/e/f.txt", "one\n") == 4
+    assert await workspace.write_text("d/e/f.txt", "two\n", append=True) == 4
+    assert await workspace.read_text("d/e/f.txt") == "one\ntwo\n"
+    assert await workspace.read_bytes("./d/e/../e/f.txt") == b"one\ntwo\n"
+    await workspace.write_bytes("bin.dat", b"\xff\x00\xfe")
     with pytest.raises(ToolError) as err:
-        workspace.read_text("bin.dat")
+        await workspace.read_text("bin.dat")
     assert err.value.code == "binary_file"
 
 
-def test_listing_and_info(workspace: Workspace) -> None:
-    workspace.write_text("a.txt", "1\n2\n3")
-    workspace.write_text("sub/b.txt", "x")
-    workspace.mkdir("empty")
-    assert workspace.list_dir(".") == ["a.txt", "empty/", "sub/"]
-    assert workspace.list_dir("sub") == ["b.txt"]
-    assert workspace.list_dir("empty") == []
-    info = workspace.info("a.txt")
+async def test_listing_and_info(workspace: Workspace) -> None:
+    await workspace.write_text("a.txt", "1\n2\n3")
+    await workspace.write_text("sub/b.txt", "x")
+    await workspace.mkdir("empty")
+    assert await workspace.list_dir(".") == ["a.txt", "empty/", "sub/"]
+    assert await workspace.list_dir("sub") == ["b.txt"]
+    assert await workspace.list_dir("empty") == []
+    info = await workspace.info("a.txt")
     assert (info.path, info.is_dir, info.size, info.line_count) == ("a.txt", False, 5, 3)
     assert info.mtime > 0
-    assert workspace.info("sub/").is_dir
-    assert workspace.exists("sub/b.txt") and not workspace.exists("nope")
+    assert (await workspace.info("sub/")).is_dir
+    assert await workspace.exists("sub/b.txt")
+    assert not await workspace.exists("nope")
 
 
-def test_walk_sorted_with_and_without_hidden(workspace: Workspace) -> None:
+async def test_walk_sorted_with_and_without_hidden(workspace: Workspace) -> None:
     for path in ["b.txt", "a/z.txt", "a/.hidden", ".git/config", "a/b/c.txt"]:
-        workspace.write_text(path, "x")
-    assert list(workspace.walk(".")) == [
+        await workspace.write_text(path, "x")
+    assert await workspace.walk(".") == [
         ".git/config",
         "a/.hidden",
         "a/b/c.txt",
         "a/z.txt",
         "b.txt",
     ]
-    assert list(workspace.walk(".", include_hidden=False)) == ["a/b/c.txt", "a/z.txt", "b.txt"]
-    assert list(workspace.walk("a/b")) == ["a/b/c.txt"]
-    assert list(workspace.walk("b.txt")) == ["b.txt"]
+    assert await workspace.walk(".", include_hidden=False) == ["a/b/c.txt", "a/z.txt", "b.txt"]
+    assert await workspace.walk("a/b") == ["a/b/c.txt"]
+    assert await workspace.walk("b.txt") == ["b.txt"]
 
 
-def test_delete(workspace: Workspace) -> None:
-    workspace.write_text("d/f.txt", "x")
+async def test_delete(workspace: Workspace) -> None:
+    await workspace.write_text("d/f.txt", "x")
     with pytest.raises(ToolError) as err:
-        workspace.delete("d")
+        await workspace.delete("d")
     assert err.value.code == "not_empty"
-    workspace.delete("d/f.txt")
-    assert workspace.list_dir("d") == []  # the folder stays, as on disk
-    workspace.write_text("d/g.txt", "x")
-    workspace.delete("d", recursive=True)
-    assert not workspace.exists("d") and not workspace.exists("d/g.txt")
+    await workspace.delete("d/f.txt")
+    assert await workspace.list_dir("d") == []  # the folder stays, as on disk
+    await workspace.write_text("d/g.txt", "x")
+    await workspace.delete("d", recursive=True)
+    assert not await workspace.exists("d") and not await workspace.exists("d/g.txt")
     with pytest.raises(ToolError) as err:
-        workspace.delete(".")
+        await workspace.delete(".")
     assert err.value.code == "invalid_path"
 
 
@@ -189,18 +190,18 @@ def test_delete(workspace: Workspace) -> None:
         ("walk", "missing", "not_found"),
     ],
 )
-def test_errors_are_the_same_in_both_backends(
+async def test_errors_are_the_same_in_both_backends(
     workspace: Workspace, operation: str, path: str, code: str
 ) -> None:
-    workspace.write_text("file.txt", "x")
-    workspace.mkdir("folder")
+    await workspace.write_text("file.txt", "x")
+    await workspace.mkdir("folder")
     with pytest.raises(ToolError) as err:
-        OPERATIONS[operation](workspace, path)
+        await OPERATIONS[operation](workspace, path)
     assert err.value.code == code
 
 
-def test_memory_workspace_from_a_mapping() -> None:
+async def test_memory_workspace_from_a_mapping() -> None:
     ws = MemoryWorkspace({"a/b.txt": "text", "c.bin": b"\x00"})
-    assert ws.read_text("a/b.txt") == "text"
-    assert ws.read_bytes("c.bin") == b"\x00"
-    assert ws.info("c.bin").line_count is None
+    assert await ws.read_text("a/b.txt") == "text"
+    assert await ws.read_bytes("c.bin") == b"\x00"
+    assert (await ws.info("c.bin")).line_count is None

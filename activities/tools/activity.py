@@ -66,10 +66,8 @@ class ToolActivities:
         names = self._registry.names if request.enabled is None else request.enabled
         tools = [t.spec() for n in names if (t := self._registry.get(n)) is not None]
         unknown = [n for n in names if self._registry.get(n) is None]
-        skills = [
-            SkillSummary(name=s.name, description=s.description)
-            for s in (self._skills.list_skills() if self._skills is not None else [])
-        ]
+        found = await self._skills.list_skills() if self._skills is not None else []
+        skills = [SkillSummary(name=s.name, description=s.description) for s in found]
         return DescribeToolsResult(tools=tools, unknown=unknown, skills=skills)
 
     @activity.defn(name="duragent.run_tool")
@@ -93,7 +91,7 @@ class ToolActivities:
             call_id=call.id, name=call.name, status=output.status, content=output.content
         )
         if len(output.content) > request.large_result_chars:
-            path, stub = offload(self._workspace, output.content)
+            path, stub = await offload(self._workspace, output.content)
             result = result.model_copy(
                 update={"content": stub, "artifact": path, "artifact_chars": len(output.content)}
             )

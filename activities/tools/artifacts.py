@@ -18,12 +18,12 @@ HEAD_CHARS = 1_500
 TAIL_CHARS = 500
 
 
-def offload(workspace: Workspace, text: str) -> tuple[str, str]:
+async def offload(workspace: Workspace, text: str) -> tuple[str, str]:
     """Write ``text`` to a content-addressed artifact; returns ``(path, stub)``."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     path = f"{ARTIFACTS_FOLDER}/{digest}.txt"
-    if not workspace.exists(path):
-        workspace.write_text(path, text)
+    if not await workspace.exists(path):
+        await workspace.write_text(path, text)
     return path, stub(path, text)
 
 

@@ -98,12 +98,11 @@ class FileStrReplaceArgs(BaseModel):
 async def list_files(args: ListFilesArgs, ctx: ToolContext) -> str:
     """List a workspace folder (folders end with '/'), or the files matching a glob."""
     if args.glob is None:
-        entries = [
-            e for e in ctx.workspace.list_dir(args.path) if args.include_hidden or e[0] != "."
-        ]
+        listed = await ctx.workspace.list_dir(args.path)
+        entries = [e for e in listed if args.include_hidden or e[0] != "."]
         empty = "(empty folder)"
     else:
-        entries = _glob_files(ctx.workspace, args.path, args.glob, args.include_hidden)
+        entries = await _glob_files(ctx.workspace, args.path, args.glob, args.include_hidden)
         empty = f"(no files match {args.glob!r} in {normalize_path(args.path)!r})"
     if not entries:
         return empty
@@ -119,8 +118,8 @@ async def list_files(args: ListFilesArgs, ctx: ToolContext) -> str:
 @tool(name="_file_info")
 async def file_info(args: FileInfoArgs, ctx: ToolContext) -> str:
     """Size, modification time, kind and line count of a workspace file or folder."""
-    info = ctx.workspace.info(args.path)
-    return _format_info(ctx.workspace, info)
+    info = await ctx.workspace.info(args.path)
+    return await _format_info(ctx.workspace, info)
 
 
 @tool(name="_read_file")
@@ -130,15 +129,15 @@ async def read_file(args: ReadFileArgs, ctx: ToolContext) -> str:
     A range over 2,000 lines or 50,000 characters is refused with a range that fits.
     """
     workspace = ctx.workspace
-    if workspace.exists(args.path):
-        info = workspace.info(args.path, count_lines=False)
+    if await workspace.exists(args.path):
+        info = await workspace.info(args.path, count_lines=False)
         if not info.is_dir and info.size > MAX_READ_FILE_BYTES:
             raise ToolError(
                 f"{args.path} is {info.size:,} bytes, too large to read here; search it "
                 "with _workspace_grep, or take lines with _bash (sed -n '100,200p').",
                 code="too_large",
             )
-    lines = split_lines(workspace.read_text(args.path))
+    lines = split_lines(await workspace.read_text(args.path))
     if not lines:
         return "(empty file)"
     if args.start_line > len(lines):
@@ -156,7 +155,7 @@ async def read_file(args: ReadFileArgs, ctx: ToolContext) -> str:
 @tool(name="_write_file")
 async def write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
     """Write text to a workspace file (parent folders are created)."""
-    written = ctx.workspace.write_text(args.path, args.content, append=args.append)
+    written = await ctx.workspace.write_text(args.path, args.content, append=args.append)
     verb = "appended" if args.append else "wrote"
     return f"{verb} {written} bytes to {args.path}"
 
@@ -167,7 +166,7 @@ async def file_str_replace(args: FileStrReplaceArgs, ctx: ToolContext) -> str:
 
     The old text must occur exactly once, unless replace_all is set.
     """
-    text = ctx.workspace.read_text(args.path)
+    text = await ctx.workspace.read_text(args.path)
     count = text.count(args.old)
     if count == 0:
         raise ToolError(
@@ -182,26 +181,28 @@ async def file_str_replace(args: FileStrReplaceArgs, ctx: ToolContext) -> str:
             code="ambiguous",
         )
     replaced = text.replace(args.old, args.new, -1 if args.replace_all else 1)
-    ctx.workspace.write_text(args.path, replaced)
+    await ctx.workspace.write_text(args.path, replaced)
     done = count if args.replace_all else 1
     return f"replaced {done} occurrence{'s' if done > 1 else ''} in {args.path}"
 
 
-def _glob_files(workspace: Workspace, path: str, pattern: str, include_hidden: bool) -> list[str]:
+async def _glob_files(
+    workspace: Workspace, path: str, pattern: str, include_hidden: bool
+) -> list[str]:
     matches = compile_glob(pattern)
     base = normalize_path(path)
     prefix = "" if base == "." else base + "/"
     return [
         file
-        for file in workspace.walk(base, include_hidden=include_hidden)
+        for file in await workspace.walk(base, include_hidden=include_hidden)
         if matches(file.removeprefix(prefix))
     ]
 
 
-def _format_info(workspace: Workspace, info: FileInfo) -> str:
+async def _format_info(workspace: Workspace, info: FileInfo) -> str:
     modified = datetime.fromtimestamp(info.mtime, UTC).isoformat(timespec="seconds")
     if info.is_dir:
-        entries = len(workspace.list_dir(info.path))
+        entries = len(await workspace.list_dir(info.path))
         return f"path: {info.path}\ntype: folder\nentries: {entries}\nmodified: {modified}"
     lines = "unknown (binary or very large)" if info.line_count is None else info.line_count
     return (

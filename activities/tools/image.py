@@ -71,7 +71,7 @@ async def read_image(args: ReadImageArgs, ctx: ToolContext) -> str:
             code="unsupported",
         )
     workspace = ctx.workspace
-    info = workspace.info(args.path, count_lines=False)
+    info = await workspace.info(args.path, count_lines=False)
     if info.is_dir:
         raise ToolError(f"{args.path!r} is a folder, not an image", code="is_directory")
     if info.size > MAX_IMAGE_BYTES:
@@ -80,7 +80,7 @@ async def read_image(args: ReadImageArgs, ctx: ToolContext) -> str:
             "be read. Make it smaller first (e.g. with _bash: convert -resize 50%).",
             code="too_large",
         )
-    data = workspace.read_bytes(args.path)
+    data = await workspace.read_bytes(args.path)
     kind = sniff_image(data)
     if kind is None:
         raise ToolError(
@@ -88,7 +88,7 @@ async def read_image(args: ReadImageArgs, ctx: ToolContext) -> str:
             code="not_an_image",
         )
     mime, extension = kind
-    ref = _store_artifact(workspace, data, extension)
+    ref = await _store_artifact(workspace, data, extension)
     return f"image {info.path} ({mime}, {len(data):,} bytes) attached\n{IMAGE_REF_PREFIX}{ref}"
 
 
@@ -97,21 +97,21 @@ def image_refs(content: str) -> list[str]:
     return _IMAGE_REF.findall(content)
 
 
-def image_data_url(workspace: Workspace, ref: str) -> str:
+async def image_data_url(workspace: Workspace, ref: str) -> str:
     """A ``data:`` URL for a referenced image, for an ``image_url`` content part.
 
     Raises:
         ToolError: The reference does not lead to an image in the workspace.
     """
-    data = workspace.read_bytes(ref)
+    data = await workspace.read_bytes(ref)
     kind = sniff_image(data)
     if kind is None:
         raise ToolError(f"{ref} is not an image", code="not_an_image")
     return f"data:{kind[0]};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _store_artifact(workspace: Workspace, data: bytes, extension: str) -> str:
+async def _store_artifact(workspace: Workspace, data: bytes, extension: str) -> str:
     ref = f"{ARTIFACTS_FOLDER}/{hashlib.sha256(data).hexdigest()}.{extension}"
-    if not workspace.exists(ref):  # same name, same bytes: written once
-        workspace.write_bytes(ref, data)
+    if not await workspace.exists(ref):  # same name, same bytes: written once
+        await workspace.write_bytes(ref, data)
     return ref

@@ -7,9 +7,11 @@ per line (minified files are one huge line), :data:`MAX_OUTPUT_CHARS` in all. Bi
 files (a NUL byte early on, or not UTF-8) and files over :data:`MAX_FILE_BYTES` are
 skipped and counted.
 
-The search runs in a worker thread, so the event loop keeps heartbeating other
-activities meanwhile. Python's ``re`` cannot be interrupted: a pathological pattern
-holds that thread until it is done, past the tool's timeout if need be.
+Files are fetched from the workspace :data:`FETCH_BATCH` at a time, concurrently (an
+object store answers each read in a round trip), and each batch is searched in a worker
+thread, so the event loop keeps heartbeating other activities meanwhile. Python's ``re``
+cannot be interrupted: a pathological pattern holds that thread until it is done, past
+the tool's timeout if need be.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ MAX_OUTPUT_CHARS = 50_000
 """All output lines together."""
 MAX_FILE_BYTES = 5_000_000
 """Larger files are skipped (logs and data dumps are for the shell's grep)."""
+FETCH_BATCH = 16
+"""Files read at once: enough to hide an object store's round trips, few enough that
+a batch of the largest files searched stays well under 100 MB of memory."""
 
 
 class GrepArgs(BaseModel):
@@ -74,19 +79,25 @@ class _Search:
 @tool(name="_workspace_grep")
 async def workspace_grep(args: GrepArgs, ctx: ToolContext) -> str:
     """Search workspace text files for a regular expression; lines shown as path:line:text."""
-    return await asyncio.to_thread(grep, ctx.workspace, args)
+    return await grep(ctx.workspace, args)
 
 
-def grep(workspace: Workspace, args: GrepArgs) -> str:
-    """Run the search synchronously (the tool runs this in a thread)."""
+async def grep(workspace: Workspace, args: GrepArgs) -> str:
+    """Run the search: fetch files in concurrent batches, search each batch in a thread."""
     regex = _compile(args.pattern, args.case_sensitive)
     matches = compile_glob(args.glob) if args.glob else None
     base = normalize_path(args.path)
     prefix = "" if base == "." else base + "/"
+    files = [
+        file
+        for file in await workspace.walk(base, include_hidden=args.include_hidden)
+        if matches is None or matches(file.removeprefix(prefix))
+    ]
     search = _Search(max_results=args.max_results)
-    for file in workspace.walk(base, include_hidden=args.include_hidden):
-        if matches is None or matches(file.removeprefix(prefix)):
-            _search_file(workspace, file, regex, args.context_lines, search)
+    for start in range(0, len(files), FETCH_BATCH):
+        batch = files[start : start + FETCH_BATCH]
+        contents = await asyncio.gather(*(_fetch(workspace, file) for file in batch))
+        await asyncio.to_thread(_search_batch, batch, contents, regex, args.context_lines, search)
     return _report(args, search)
 
 
@@ -101,14 +112,31 @@ def _compile(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
         ) from err
 
 
+async def _fetch(workspace: Workspace, file: str) -> bytes | None:
+    """A file's content, or ``None`` when it is too large to search here."""
+    if (await workspace.info(file, count_lines=False)).size > MAX_FILE_BYTES:
+        return None
+    return await workspace.read_bytes(file)
+
+
+def _search_batch(
+    files: list[str],
+    contents: list[bytes | None],
+    regex: re.Pattern[str],
+    context: int,
+    search: _Search,
+) -> None:
+    for file, data in zip(files, contents, strict=True):
+        _search_file(file, data, regex, context, search)
+
+
 def _search_file(
-    workspace: Workspace, file: str, regex: re.Pattern[str], context: int, search: _Search
+    file: str, data: bytes | None, regex: re.Pattern[str], context: int, search: _Search
 ) -> None:
     search.files += 1
-    if workspace.info(file, count_lines=False).size > MAX_FILE_BYTES:
+    if data is None:
         search.large += 1
         return
-    data = workspace.read_bytes(file)
     if looks_binary(data):
         search.binary += 1
         return

@@ -88,18 +88,18 @@ class Skills:
         self._workspace = workspace
         self._folder = normalize_path(folder)
 
-    def scan(self) -> SkillScan:
+    async def scan(self) -> SkillScan:
         """Read every skill folder: the skills, and the folders skipped with a reason."""
-        if not self._workspace.exists(self._folder):
+        if not await self._workspace.exists(self._folder):
             return SkillScan()
         scan = SkillScan()
         names: set[str] = set()
-        for entry in self._workspace.list_dir(self._folder):
+        for entry in await self._workspace.list_dir(self._folder):
             if not entry.endswith("/") or entry.startswith("."):
                 continue
             folder = join_path(self._folder, entry.rstrip("/"))
             try:
-                skill = self._load(folder)
+                skill = await self._load(folder)
             except ValueError as err:
                 scan.skipped.append(SkippedSkill(folder=folder, reason=str(err)))
                 continue
@@ -111,29 +111,29 @@ class Skills:
             scan.skills.append(skill)
         return scan
 
-    def list_skills(self) -> list[SkillInfo]:
+    async def list_skills(self) -> list[SkillInfo]:
         """Name and description of every loadable skill, sorted by folder."""
-        return [SkillInfo(s.name, s.description) for s in self.scan().skills]
+        return [SkillInfo(s.name, s.description) for s in (await self.scan()).skills]
 
-    def get(self, name: str) -> Skill:
+    async def get(self, name: str) -> Skill:
         """The skill of that name.
 
         Raises:
             ToolError: ``not_found``, listing the names there are.
         """
-        skills = self.scan().skills
+        skills = (await self.scan()).skills
         for skill in skills:
             if skill.name == name:
                 return skill
         available = ", ".join(s.name for s in skills) or "(none)"
         raise ToolError(f"no skill named {name!r}; available skills: {available}", code="not_found")
 
-    def _load(self, folder: str) -> Skill:
+    async def _load(self, folder: str) -> Skill:
         path = join_path(folder, SKILL_FILE)
-        if not self._workspace.exists(path):
+        if not await self._workspace.exists(path):
             raise ValueError(f"no {SKILL_FILE}")
         try:
-            text = self._workspace.read_text(path)
+            text = await self._workspace.read_text(path)
         except ToolError as err:
             raise ValueError(str(err)) from err
         meta, body = parse_front_matter(text)
@@ -184,5 +184,5 @@ class ActivateSkillArgs(BaseModel):
 async def activate_skill(args: ActivateSkillArgs, ctx: ToolContext) -> str:
     """Load the instructions of a skill listed in the system prompt, before doing its task."""
     skills = ctx.skills if ctx.skills is not None else Skills(ctx.workspace)
-    skill = skills.get(args.name)
+    skill = await skills.get(args.name)
     return f"# Skill: {skill.name}\n(files of this skill are in {skill.folder}/)\n\n{skill.body}"

@@ -1,9 +1,11 @@
 """Workspaces: where the tools read and write, with every path checked.
 
-Two backends share one protocol: :class:`LocalWorkspace`, a directory on the worker
-(the default), and :class:`MemoryWorkspace`, a dictionary (tests, throw-away runs;
-object storage can follow the same shape). A path from the model is always relative to
-the workspace root. Every backend refuses, with a ``ToolError`` the model can read:
+Backends share one protocol: :class:`LocalWorkspace`, a directory on the worker (the
+default), :class:`MemoryWorkspace`, a dictionary (tests, throw-away runs), and an
+S3-compatible object store (:mod:`activities.tools.objectstore_workspace`). The protocol
+is async: an object store is network I/O, and the tools run in async activities that
+must keep heartbeating. A path from the model is always relative to the workspace root.
+Every backend refuses, with a ``ToolError`` the model can read:
 
 - NUL bytes (``invalid_path``);
 - absolute and home-relative paths, ``/etc/passwd`` or ``~/x`` (``path_escape``);
@@ -19,6 +21,7 @@ needs an OS sandbox on top.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -34,6 +37,11 @@ MAX_LINE_COUNT_BYTES = 10_000_000
 
 # How much of a file is sniffed for a NUL byte to call it binary (as git and grep do).
 BINARY_SNIFF_BYTES = 8192
+
+# A local file up to this size is read or written on the event loop: the copy takes
+# less time than a hop to a worker thread. Larger ones, whole walks and recursive
+# deletes go to a thread, so the loop keeps heartbeating the worker's other activities.
+INLINE_IO_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,47 +64,52 @@ class Workspace(Protocol):
 
     Every method takes a workspace-relative path, checks it, and raises ``ToolError``
     with a code (``invalid_path``, ``path_escape``, ``not_found``, ``is_directory``,
-    ``not_a_directory``, ``binary_file``, ``not_empty``) on failure.
+    ``not_a_directory``, ``binary_file``, ``not_empty``) on failure. A backend that
+    cannot reach its storage raises something else (Temporal retries the activity).
     """
 
-    def read_text(self, path: str) -> str:
+    async def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""
         ...
 
-    def read_bytes(self, path: str) -> bytes:
+    async def read_bytes(self, path: str) -> bytes:
         """Read a file as bytes."""
         ...
 
-    def write_text(self, path: str, content: str, *, append: bool = False) -> int:
+    async def write_text(self, path: str, content: str, *, append: bool = False) -> int:
         """Write (or append) text, creating parent folders; returns bytes written."""
         ...
 
-    def write_bytes(self, path: str, data: bytes) -> int:
+    async def write_bytes(self, path: str, data: bytes) -> int:
         """Write bytes, creating parent folders; returns bytes written."""
         ...
 
-    def list_dir(self, path: str) -> list[str]:
+    async def list_dir(self, path: str) -> list[str]:
         """Entries of a folder, folders with a trailing ``/``, sorted."""
         ...
 
-    def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
+    async def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
         """Size, modification time, kind and (unless told not to) line count."""
         ...
 
-    def exists(self, path: str) -> bool:
+    async def exists(self, path: str) -> bool:
         """Whether a file or folder exists (the path is still checked)."""
         ...
 
-    def mkdir(self, path: str) -> None:
+    async def mkdir(self, path: str) -> None:
         """Create a folder and its parents; an existing folder is fine."""
         ...
 
-    def delete(self, path: str, *, recursive: bool = False) -> None:
+    async def delete(self, path: str, *, recursive: bool = False) -> None:
         """Delete a file, or a folder (a non-empty one only with ``recursive``)."""
         ...
 
-    def walk(self, path: str = ".", *, include_hidden: bool = True) -> Iterator[str]:
+    async def walk(self, path: str = ".", *, include_hidden: bool = True) -> list[str]:
         """Files under a folder (or the file itself), as sorted workspace paths.
+
+        A list, not an iterator: every caller wants all of them (a glob listing is
+        bounded after sorting, a grep counts every file), and an object store lists
+        in pages anyway.
 
         With ``include_hidden=False``, names starting with ``.`` below ``path`` are
         skipped and hidden folders are not entered.
@@ -179,7 +192,8 @@ def text_line_count(data: bytes) -> int | None:
     return len(split_lines(data.decode("utf-8")))
 
 
-def _decode(path: str, data: bytes) -> str:
+def decode_text(path: str, data: bytes) -> str:
+    """Decode UTF-8 file content, or refuse it as binary (``binary_file``)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -189,7 +203,11 @@ def _decode(path: str, data: bytes) -> str:
 
 
 class LocalWorkspace:
-    """A workspace rooted at a local directory on the worker."""
+    """A workspace rooted at a local directory on the worker.
+
+    Small files are read and written on the event loop; files over
+    :data:`INLINE_IO_BYTES`, walks and recursive deletes run in a worker thread.
+    """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
@@ -210,28 +228,31 @@ class LocalWorkspace:
             )
         return real
 
-    def read_text(self, path: str) -> str:
+    async def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""
-        return _decode(path, self.read_bytes(path))
+        return decode_text(path, await self.read_bytes(path))
 
-    def read_bytes(self, path: str) -> bytes:
+    async def read_bytes(self, path: str) -> bytes:
         """Read a file as bytes."""
-        return self._file(path).read_bytes()
+        real = self._file(path)
+        if real.stat().st_size > INLINE_IO_BYTES:
+            return await asyncio.to_thread(real.read_bytes)
+        return real.read_bytes()
 
-    def write_text(self, path: str, content: str, *, append: bool = False) -> int:
+    async def write_text(self, path: str, content: str, *, append: bool = False) -> int:
         """Write (or append) text, creating parent folders; returns bytes written."""
-        return self._write(path, content.encode("utf-8"), append=append)
+        return await self._write(path, content.encode("utf-8"), append=append)
 
-    def write_bytes(self, path: str, data: bytes) -> int:
+    async def write_bytes(self, path: str, data: bytes) -> int:
         """Write bytes, creating parent folders; returns bytes written."""
-        return self._write(path, data, append=False)
+        return await self._write(path, data, append=False)
 
-    def list_dir(self, path: str) -> list[str]:
+    async def list_dir(self, path: str) -> list[str]:
         """Entries of a folder, folders with a trailing ``/``, sorted."""
         real = self._folder(path)
         return sorted(p.name + ("/" if p.is_dir() else "") for p in real.iterdir())
 
-    def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
+    async def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
         """Size, modification time, kind and (unless told not to) line count."""
         real = self.resolve(path)
         if not real.exists():
@@ -240,7 +261,8 @@ class LocalWorkspace:
         is_dir = real.is_dir()
         lines = None
         if count_lines and not is_dir and stat.st_size <= MAX_LINE_COUNT_BYTES:
-            lines = text_line_count(real.read_bytes())
+            data = await self.read_bytes(path)
+            lines = text_line_count(data)
         return FileInfo(
             path=normalize_path(path),
             is_dir=is_dir,
@@ -249,18 +271,21 @@ class LocalWorkspace:
             line_count=lines,
         )
 
-    def exists(self, path: str) -> bool:
+    async def exists(self, path: str) -> bool:
         """Whether a file or folder exists (the path is still checked)."""
         return self.resolve(path).exists()
 
-    def mkdir(self, path: str) -> None:
+    async def mkdir(self, path: str) -> None:
         """Create a folder and its parents; an existing folder is fine."""
         real = self.resolve(path)
         if real.exists() and not real.is_dir():
             raise ToolError(f"{path!r} exists and is not a folder", code="not_a_directory")
-        real.mkdir(parents=True, exist_ok=True)
+        try:
+            real.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as err:
+            raise ToolError(f"a parent of {path!r} is a file", code="not_a_directory") from err
 
-    def delete(self, path: str, *, recursive: bool = False) -> None:
+    async def delete(self, path: str, *, recursive: bool = False) -> None:
         """Delete a file, or a folder (a non-empty one only with ``recursive``).
 
         A symlink is removed itself, never what it points to.
@@ -274,7 +299,7 @@ class LocalWorkspace:
             target.unlink()
         elif target.is_dir():
             if recursive:
-                shutil.rmtree(target)
+                await asyncio.to_thread(shutil.rmtree, target)
             elif any(target.iterdir()):
                 raise ToolError(
                     f"folder {path!r} is not empty (set recursive to delete it)",
@@ -285,7 +310,7 @@ class LocalWorkspace:
         else:
             raise ToolError(f"no such file or folder: {path!r}", code="not_found")
 
-    def walk(self, path: str = ".", *, include_hidden: bool = True) -> Iterator[str]:
+    async def walk(self, path: str = ".", *, include_hidden: bool = True) -> list[str]:
         """Files under a folder (or the file itself), as sorted workspace paths.
 
         Symlinked folders are not entered and symlinks leading outside are skipped, so
@@ -294,11 +319,10 @@ class LocalWorkspace:
         start = normalize_path(path)
         real = self.resolve(start)
         if real.is_file():
-            yield start
-            return
+            return [start]
         if not real.is_dir():
             raise ToolError(f"no such file or folder: {path!r}", code="not_found")
-        yield from self._walk(real, start, include_hidden)
+        return await asyncio.to_thread(lambda: list(self._walk(real, start, include_hidden)))
 
     def _walk(self, real: Path, relative: str, include_hidden: bool) -> Iterator[str]:
         for entry in sorted(real.iterdir(), key=lambda p: p.name):
@@ -330,7 +354,7 @@ class LocalWorkspace:
             raise ToolError(f"no such directory: {path!r}", code="not_found")
         return real
 
-    def _write(self, path: str, data: bytes, *, append: bool) -> int:
+    async def _write(self, path: str, data: bytes, *, append: bool) -> int:
         real = self.resolve(path)
         if real.is_dir():
             raise ToolError(f"{path!r} is a directory", code="is_directory")
@@ -338,9 +362,16 @@ class LocalWorkspace:
             real.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as err:
             raise ToolError(f"a parent of {path!r} is a file", code="not_a_directory") from err
-        with real.open("ab" if append else "wb") as f:
-            f.write(data)
+        if len(data) > INLINE_IO_BYTES:
+            await asyncio.to_thread(_write_file, real, data, append)
+        else:
+            _write_file(real, data, append)
         return len(data)
+
+
+def _write_file(real: Path, data: bytes, append: bool) -> None:
+    with real.open("ab" if append else "wb") as f:
+        f.write(data)
 
 
 @dataclass
@@ -353,7 +384,7 @@ class MemoryWorkspace:
     """A workspace held in memory: same rules and errors as a local one, no disk.
 
     Folders are created by ``mkdir`` and as parents of written files, and stay until
-    deleted, as on disk.
+    deleted, as on disk. Nothing here waits: the methods are async for the protocol.
     """
 
     def __init__(self, files: Mapping[str, str | bytes] | None = None) -> None:
@@ -361,14 +392,13 @@ class MemoryWorkspace:
         self._dirs: dict[str, float] = {".": time.time()}
         """Folder path to creation time (its modification time, as far as we tell)."""
         for path, content in (files or {}).items():
-            data = content.encode("utf-8") if isinstance(content, str) else content
-            self.write_bytes(path, data)
+            self._store(path, content.encode("utf-8") if isinstance(content, str) else content)
 
-    def read_text(self, path: str) -> str:
+    async def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""
-        return _decode(path, self.read_bytes(path))
+        return decode_text(path, await self.read_bytes(path))
 
-    def read_bytes(self, path: str) -> bytes:
+    async def read_bytes(self, path: str) -> bytes:
         """Read a file as bytes."""
         relative = normalize_path(path)
         if self._is_dir(relative):
@@ -378,7 +408,7 @@ class MemoryWorkspace:
             raise ToolError(f"no such file: {path!r}", code="not_found")
         return found.data
 
-    def write_text(self, path: str, content: str, *, append: bool = False) -> int:
+    async def write_text(self, path: str, content: str, *, append: bool = False) -> int:
         """Write (or append) text, creating parent folders; returns bytes written."""
         data = content.encode("utf-8")
         relative = normalize_path(path)
@@ -387,11 +417,11 @@ class MemoryWorkspace:
             return len(data)
         return self._store(path, data)
 
-    def write_bytes(self, path: str, data: bytes) -> int:
+    async def write_bytes(self, path: str, data: bytes) -> int:
         """Write bytes, creating parent folders; returns bytes written."""
         return self._store(path, data)
 
-    def list_dir(self, path: str) -> list[str]:
+    async def list_dir(self, path: str) -> list[str]:
         """Entries of a folder, folders with a trailing ``/``, sorted."""
         relative = self._folder(path)
         prefix = "" if relative == "." else relative + "/"
@@ -402,7 +432,7 @@ class MemoryWorkspace:
                 entries.add(name + ("/" if self._is_dir(join_path(relative, name)) else ""))
         return sorted(entries)
 
-    def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
+    async def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
         """Size, modification time, kind and (unless told not to) line count."""
         relative = normalize_path(path)
         if self._is_dir(relative):
@@ -418,18 +448,18 @@ class MemoryWorkspace:
             line_count=text_line_count(found.data) if count_lines else None,
         )
 
-    def exists(self, path: str) -> bool:
+    async def exists(self, path: str) -> bool:
         """Whether a file or folder exists (the path is still checked)."""
         relative = normalize_path(path)
         return relative in self._files or self._is_dir(relative)
 
-    def mkdir(self, path: str) -> None:
+    async def mkdir(self, path: str) -> None:
         """Create a folder and its parents; an existing folder is fine."""
         relative = normalize_path(path)
         self._check_parents_are_folders(path, relative, including_self=True)
         self._add_dirs(_ancestors(relative, including_self=True))
 
-    def delete(self, path: str, *, recursive: bool = False) -> None:
+    async def delete(self, path: str, *, recursive: bool = False) -> None:
         """Delete a file, or a folder (a non-empty one only with ``recursive``)."""
         relative = normalize_path(path)
         if relative == ".":
@@ -449,18 +479,19 @@ class MemoryWorkspace:
             self._dirs.pop(p, None)
         self._dirs.pop(relative, None)
 
-    def walk(self, path: str = ".", *, include_hidden: bool = True) -> Iterator[str]:
+    async def walk(self, path: str = ".", *, include_hidden: bool = True) -> list[str]:
         """Files under a folder (or the file itself), as sorted workspace paths."""
         start = normalize_path(path)
         if start in self._files:
-            yield start
-            return
+            return [start]
         if not self._is_dir(start):
             raise ToolError(f"no such file or folder: {path!r}", code="not_found")
         prefix = "" if start == "." else start + "/"
-        for p in sorted(self._files):
-            if p.startswith(prefix) and (include_hidden or not is_hidden(p[len(prefix) :])):
-                yield p
+        return [
+            p
+            for p in sorted(self._files)
+            if p.startswith(prefix) and (include_hidden or not is_hidden(p[len(prefix) :]))
+        ]
 
     def _is_dir(self, relative: str) -> bool:
         return relative in self._dirs
