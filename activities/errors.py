@@ -36,8 +36,9 @@ The object store (:mod:`activities.objectstore`) maps its failures the same way,
 object store answer                   retried?        type
 ====================================  ==============  ============================
 connection error, timeout, 5xx         yes             ``ObjectStoreUnavailable``
+408, 409, 429                          yes             ``ObjectStoreUnavailable``
 401, 403 (credentials, policy)         no              ``ObjectStoreDenied``
-no such bucket, bad configuration      no              ``ObjectStoreMisconfigured``
+no such bucket, other 4xx, bad config  no              ``ObjectStoreMisconfigured``
 ====================================  ==============  ============================
 
 The provider's own text is kept in the message, bounded (``MAX_DETAIL_CHARS``). On
@@ -230,7 +231,8 @@ def object_store_error_to_application_error(
 
     A missing object is not handled here: the blob store raises ``StoreMiss`` for it.
     obstore reports 5xx answers and connection failures alike as ``GenericError``, with
-    the status in its text; both are worth another attempt.
+    the status in its text; both are worth another attempt. A 4xx in that text (a LIST
+    with wrong keys, or of a bucket that is not there) is not.
 
     Args:
         err: What the ``obstore`` client raised.
@@ -244,13 +246,22 @@ def object_store_error_to_application_error(
     detail = _store_detail(str(err).strip() or type(err).__name__)
     for secret in secrets:
         detail = detail.replace(secret, "[redacted]")
-    if isinstance(
+    # obstore gives some answers no exception of their own (a LIST's, for one): their
+    # HTTP status is then only in the text of a GenericError.
+    status = _status_in(err) if isinstance(err, obstore.exceptions.GenericError) else None
+    if status in (401, 403) or isinstance(
         err, obstore.exceptions.PermissionDeniedError | obstore.exceptions.UnauthenticatedError
     ):
         return ApplicationError(
             f"{what}: access denied: {detail}. Check AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY in the worker's environment, and the bucket's policy.",
             type=StoreErrorType.DENIED.value,
+            non_retryable=True,
+        )
+    if status is not None and 400 <= status < 500 and status not in RETRYABLE_STATUS:
+        return ApplicationError(
+            f"{what}: the object store refused the request: {detail}",
+            type=StoreErrorType.MISCONFIGURED.value,
             non_retryable=True,
         )
     if isinstance(err, obstore.exceptions.GenericError | TimeoutError | ConnectionError):
@@ -268,6 +279,12 @@ def object_store_error_to_application_error(
         )
     # Anything else (an error we do not know) gets Temporal's default posture: retried.
     return _retryable_store(f"{what}: {type(err).__name__}: {detail}")
+
+
+def _status_in(err: Exception) -> int | None:
+    """The HTTP status an error's text reports (``... status code: 403 Forbidden``)."""
+    found = _STATUS.search(str(err))
+    return int(found.group(1)[:3]) if found else None
 
 
 def _store_detail(text: str) -> str:

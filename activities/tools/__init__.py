@@ -29,6 +29,7 @@ from activities.tools.control import TodoItem, TodoStatus, TodoWriteArgs, contro
 from activities.tools.dangerous import is_dangerous_command
 from activities.tools.files import file_info, file_str_replace, list_files, read_file, write_file
 from activities.tools.image import image_data_url, image_refs, read_image
+from activities.tools.objectstore_workspace import S3Workspace
 from activities.tools.registry import (
     Tool,
     ToolContext,
@@ -68,6 +69,7 @@ __all__ = [
     "FileInfo",
     "LocalWorkspace",
     "MemoryWorkspace",
+    "S3Workspace",
     "SkillInfo",
     "Skills",
     "TodoItem",

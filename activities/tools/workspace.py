@@ -161,6 +161,15 @@ def join_path(folder: str, name: str) -> str:
     return name if folder == "." else f"{folder}/{name}"
 
 
+def tree_order(path: str) -> list[str]:
+    """Sort key of walked paths: segment by segment, so a folder's files stay together.
+
+    ``a/b`` sorts before ``a.txt`` (as a sorted directory walk gives them), where plain
+    string order would put ``.`` before ``/``. Every backend sorts its walk by it.
+    """
+    return path.split("/")
+
+
 def is_hidden(relative: str) -> bool:
     """Whether any segment of a relative path starts with a dot."""
     return any(part.startswith(".") for part in relative.split("/") if part not in ("", "."))
@@ -457,7 +466,7 @@ class MemoryWorkspace:
         """Create a folder and its parents; an existing folder is fine."""
         relative = normalize_path(path)
         self._check_parents_are_folders(path, relative, including_self=True)
-        self._add_dirs(_ancestors(relative, including_self=True))
+        self._add_dirs(ancestors(relative, including_self=True))
 
     async def delete(self, path: str, *, recursive: bool = False) -> None:
         """Delete a file, or a folder (a non-empty one only with ``recursive``)."""
@@ -487,11 +496,14 @@ class MemoryWorkspace:
         if not self._is_dir(start):
             raise ToolError(f"no such file or folder: {path!r}", code="not_found")
         prefix = "" if start == "." else start + "/"
-        return [
-            p
-            for p in sorted(self._files)
-            if p.startswith(prefix) and (include_hidden or not is_hidden(p[len(prefix) :]))
-        ]
+        return sorted(
+            (
+                p
+                for p in self._files
+                if p.startswith(prefix) and (include_hidden or not is_hidden(p[len(prefix) :]))
+            ),
+            key=tree_order,
+        )
 
     def _is_dir(self, relative: str) -> bool:
         return relative in self._dirs
@@ -514,19 +526,24 @@ class MemoryWorkspace:
         if self._is_dir(relative):
             raise ToolError(f"{path!r} is a directory", code="is_directory")
         self._check_parents_are_folders(path, relative, including_self=False)
-        self._add_dirs(_ancestors(relative, including_self=False))
+        self._add_dirs(ancestors(relative, including_self=False))
         self._files[relative] = _MemoryFile(data=data, mtime=time.time())
         return len(data)
 
     def _check_parents_are_folders(self, path: str, relative: str, *, including_self: bool) -> None:
-        for ancestor in _ancestors(relative, including_self=including_self):
+        for ancestor in ancestors(relative, including_self=including_self):
             if ancestor in self._files:
                 kind = "is a file" if ancestor == relative else "has a file as a parent"
                 raise ToolError(f"{path!r} {kind}", code="not_a_directory")
 
 
-def _ancestors(relative: str, *, including_self: bool) -> list[str]:
-    """Parent folders of a normalised path, outermost first (``"."`` excluded)."""
+def ancestors(relative: str, *, including_self: bool) -> list[str]:
+    """Parent folders of a normalised path, outermost first (``"."`` excluded).
+
+    Args:
+        relative: A path as :func:`normalize_path` gives it.
+        including_self: Whether the path itself ends the list.
+    """
     if relative == ".":
         return []
     parts = relative.split("/")
