@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import obstore
 import pytest
@@ -20,8 +21,14 @@ from activities.objectstore import ObjectStoreConfig
 from activities.tools import ToolRegistry, default_tools
 from activities.tools.activity import ToolActivities
 from activities.tools.objectstore_workspace import FOLDER_MARKER, S3Workspace
+from tests.conftest import Harness
 from tests.objectstore import ObjectStoreServer, _free_ports
 from tests.test_workspace_protocol import OPERATIONS, code_of
+from worker.cli import main
+from worker.client import start_agent
+from worker.main import agent_worker
+from worker.settings import Settings, SettingsError
+from workflows.models import AgentInput, AgentStatus
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIDWORKSPACE99", "AWS_SECRET_ACCESS_KEY": "wsSecretKeyEXAMPLE/42"}
 
@@ -148,3 +155,91 @@ async def test_a_path_too_long_for_a_key_is_refused(s3_bucket: ObjectStoreConfig
     assert await ws.write_text(fits, "x") == 1
     assert await code_of(ws.write_text(too_long, "x")) == "invalid_path"
     assert await ws.walk(".") == [fits]
+
+
+# ---- chosen by DURAGENT_WORKSPACE
+
+
+def test_an_s3_url_picks_the_object_store_and_a_path_the_folder() -> None:
+    env = {**KEYS, "AWS_ENDPOINT_URL": "http://127.0.0.1:8333", "AWS_REGION": "eu-west-3"}
+    settings = Settings.from_env({"DURAGENT_WORKSPACE": "s3://agents-ws/prod/files/", **env})
+    store = settings.workspace_store
+    assert store is not None and store.url == "s3://agents-ws/prod/files"
+    assert (store.endpoint, store.region) == ("http://127.0.0.1:8333", "eu-west-3")
+    assert set(KEYS.values()) <= set(settings.secrets)  # redacted from whatever leaves
+    local = Settings.from_env({"DURAGENT_WORKSPACE": "/srv/agents/ws", **env})
+    assert (local.workspace, local.workspace_store) == (Path("/srv/agents/ws"), None)
+    assert Settings.from_env({}).workspace == Path("workspace")
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "says"),
+    [
+        ("gs://bucket/x", {}, "expected s3://bucket/prefix"),
+        ("s3://", {}, "is not a bucket name"),
+        ("s3://Bad_Bucket/x", {}, "is not a bucket name"),
+        ("s3://key:secret@bucket/x", {}, "put no credentials in the URL"),
+        ("s3://bucket/x", {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value"}, "set both"),
+        ("s3://bucket/x", {"AWS_ENDPOINT_URL": "localhost:9000"}, "AWS_ENDPOINT_URL must be"),
+    ],
+)
+def test_a_workspace_url_that_cannot_work_is_one_clear_settings_error(
+    url: str, env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"DURAGENT_WORKSPACE": url, **env})
+    message = str(caught.value)
+    assert message.startswith("DURAGENT_WORKSPACE: ") and says in message
+    assert "\n" not in message and "secret" not in message.replace("AWS_SECRET_ACCESS_KEY", "")
+
+
+def test_the_cli_exits_2_on_a_bad_workspace_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DURAGENT_WORKSPACE", "s3://Bad_Bucket/x")
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("duragent: error: DURAGENT_WORKSPACE: ") and "\n" not in err
+
+
+async def test_the_shell_says_it_needs_a_local_workspace(s3_bucket: ObjectStoreConfig) -> None:
+    tools = ToolActivities(ToolRegistry(default_tools()), S3Workspace(s3_bucket))
+    for background in (False, True):
+        arguments = json.dumps({"command": "ls", "background": background})
+        result = await ActivityEnvironment().run(
+            tools.run_tool,
+            ToolRequest(
+                call=ToolCall(id="c", name="_bash", arguments=arguments), idempotency_key="wf:c"
+            ),
+        )
+        assert (result.status, result.error_code) == (ToolStatus.ERROR, "unsupported")
+        assert "shell commands need a local or shared-volume workspace" in result.content
+        assert s3_bucket.url in result.content
+
+
+async def test_an_agent_works_in_the_object_store(
+    harness: Harness, s3_bucket: ObjectStoreConfig
+) -> None:
+    """A worker with DURAGENT_WORKSPACE=s3://...: the agent's files are objects, none local."""
+    write = {"path": "report/summary.md", "content": "# Done\n"}
+    task = harness.script(
+        [
+            {"tool_calls": [{"name": "_write_file", "arguments": write}]},
+            {"tool_calls": [{"name": "_read_file", "arguments": {"path": "report/summary.md"}}]},
+            {"tool_calls": [{"name": "_task_finish", "arguments": {"message": "written"}}]},
+        ]
+    )
+    config = s3_bucket.child("agents")
+    settings = dataclasses.replace(harness.settings(), workspace_store=config)
+    async with agent_worker(harness.client, settings):
+        handle = await start_agent(
+            harness.client, AgentInput(task=task, model="scripted"), task_queue=harness.task_queue
+        )
+        result = await handle.result()
+    assert result.status is AgentStatus.COMPLETED
+    tool_messages = [
+        m["content"] for r in harness.requests() for m in r.body["messages"] if m["role"] == "tool"
+    ]
+    assert "# Done" in tool_messages[-1]
+    assert keys_below(config, "agents") == {"agents/report/summary.md"}
+    assert not harness.workspace.exists()  # the local folder was never made

@@ -19,6 +19,7 @@ from activities.tools.background import BackgroundCommands
 from activities.tools.sandbox import SandboxMode
 from worker.plugin import (
     DuragentPlugin,
+    agent_workspace,
     blob_store,
     build_openai_client,
     precompile_workflows,
@@ -76,7 +77,7 @@ def build_worker(
     precompile_workflows()
     activities = worker_activities(
         client=llm_client,
-        workspace=settings.workspace,
+        workspace=agent_workspace(settings),
         tools=tools,
         background=background,
         store=blob_store(settings),

@@ -29,7 +29,14 @@ from activities.providers import ModelFamilies, PriceTable
 from activities.redact import Redactor
 from activities.sticky import StickyReset
 from activities.store import BlobStore, LocalDirectoryStore, TranscriptStore
-from activities.tools import LocalWorkspace, Tool, ToolRegistry, default_tools
+from activities.tools import (
+    LocalWorkspace,
+    S3Workspace,
+    Tool,
+    ToolRegistry,
+    Workspace,
+    default_tools,
+)
 from activities.tools.activity import ToolActivities
 from activities.tools.background import BackgroundCommands
 from activities.tools.sandbox import SandboxMode, ShellSandbox
@@ -175,10 +182,21 @@ def blob_store(settings: Settings) -> BlobStore | None:
     return LocalDirectoryStore(settings.store_dir) if settings.store_dir is not None else None
 
 
+def agent_workspace(settings: Settings) -> Path | Workspace:
+    """Where the file tools work: ``DURAGENT_WORKSPACE``'s object store, else its folder.
+
+    The object store's client is built here, once per worker; it connects lazily, on
+    the first call.
+    """
+    if settings.workspace_store is not None:
+        return S3Workspace(settings.workspace_store)
+    return settings.workspace
+
+
 def worker_activities(
     *,
     client: AsyncOpenAI,
-    workspace: Path,
+    workspace: Path | Workspace,
     tools: Sequence[Tool[Any]] | None = None,
     background: BackgroundCommands | None = None,
     store: Path | BlobStore | None = None,
@@ -189,7 +207,8 @@ def worker_activities(
 
     Args:
         client: The OpenAI-compatible client (``max_retries=0``).
-        workspace: Root folder of the file tools; created when missing.
+        workspace: The file tools' workspace: a folder (created when missing) or any
+            backend (see :func:`agent_workspace`).
         tools: Tools to offer; the built-in set when ``None``.
         background: Where ``_bash(background=true)`` keeps its commands; without it
             background mode answers ``unsupported``.
@@ -200,15 +219,23 @@ def worker_activities(
         prices: The price table for ``usage.cost_usd`` (the built-in one when ``None``).
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
-    workspace.mkdir(parents=True, exist_ok=True)
-    local = LocalWorkspace(workspace)
+    if isinstance(workspace, Path):
+        workspace.mkdir(parents=True, exist_ok=True)
+        workspace = LocalWorkspace(workspace)
     blobs = LocalDirectoryStore(store) if isinstance(store, Path) else store
     transcripts = TranscriptStore(blobs) if blobs is not None else None
     llm = LLMActivities(
-        client, registry, transcripts=transcripts, workspace=local, families=families, prices=prices
+        client,
+        registry,
+        transcripts=transcripts,
+        workspace=workspace,
+        families=families,
+        prices=prices,
     )
     memory = MemoryActivities(client, transcripts=transcripts, families=families, prices=prices)
-    tool_activities = ToolActivities(registry, local, background=background, skills=Skills(local))
+    tool_activities = ToolActivities(
+        registry, workspace, background=background, skills=Skills(workspace)
+    )
     return [
         llm.chat,
         memory.summarize,

@@ -88,7 +88,13 @@ class Settings:
     task_queue: str = DEFAULT_TASK_QUEUE
     """``DURAGENT_TASK_QUEUE``: the queue workers poll and agents are started on."""
     workspace: Path = Path("workspace")
-    """``DURAGENT_WORKSPACE``: the folder the file tools work in."""
+    """``DURAGENT_WORKSPACE`` (a path): the folder the file tools work in, on this
+    machine or a shared POSIX volume."""
+    workspace_store: ObjectStoreConfig | None = None
+    """``DURAGENT_WORKSPACE=s3://bucket/prefix``: the file tools' workspace in an
+    S3-compatible object store, the same for every worker of a cluster (endpoint,
+    region and keys from the standard ``AWS_*`` variables); when set, ``workspace`` is
+    not used. Shell commands need a real directory and are refused there."""
     model: str = DEFAULT_MODEL
     """``DURAGENT_MODEL``: the default model of new agents."""
     llm: LLMSettings = LLMSettings()
@@ -123,9 +129,11 @@ class Settings:
         if not task_queue:
             raise SettingsError("DURAGENT_TASK_QUEUE is empty")
         object_store = _object_store(env)
+        workspace, workspace_store = _workspace(env)
         return cls(
             task_queue=task_queue,
-            workspace=Path(env.get("DURAGENT_WORKSPACE") or "workspace"),
+            workspace=workspace,
+            workspace_store=workspace_store,
             model=env.get("DURAGENT_MODEL") or DEFAULT_MODEL,
             llm=LLMSettings(
                 base_url=env.get("OPENAI_BASE_URL") or None,
@@ -141,6 +149,7 @@ class Settings:
             secrets=(
                 *secrets_in_environment(env, _names(env, "DURAGENT_SECRET_ENV")),
                 *(object_store.secrets if object_store else ()),
+                *(workspace_store.secrets if workspace_store else ()),
             ),
         )
 
@@ -169,6 +178,19 @@ def _object_store(env: Mapping[str, str]) -> ObjectStoreConfig | None:
         return ObjectStoreConfig.from_url(url, env)
     except ValueError as err:
         raise SettingsError(f"DURAGENT_STORE: {err}") from None
+
+
+def _workspace(env: Mapping[str, str]) -> tuple[Path, ObjectStoreConfig | None]:
+    """``DURAGENT_WORKSPACE``: a folder, or (any ``scheme://``) an object store."""
+    value = env.get("DURAGENT_WORKSPACE", "").strip()
+    if "://" not in value:
+        return Path(value or "workspace"), None
+    try:
+        return Path("workspace"), ObjectStoreConfig.from_url(value, env)
+    except ValueError as err:
+        raise SettingsError(
+            f"DURAGENT_WORKSPACE: {err} (a local workspace is a folder path)"
+        ) from None
 
 
 def _names(env: Mapping[str, str], name: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The shell tool, ``_bash``, and the tools that follow its background commands.
 
-A command runs with ``/bin/bash -c`` in a folder of a local workspace, as the leader of
+A command runs with ``/bin/bash -c`` in a folder of a local workspace (an object store
+workspace has no folder to run in: ``_bash`` refuses there), as the leader of
 its own process group, inside the worker's sandbox (:mod:`activities.tools.sandbox`:
 bubblewrap, with an allowlist environment, its own process namespace and the
 workspace its only writable tree). The activity heartbeats while it runs. Whatever
@@ -31,6 +32,7 @@ from activities.errors import ToolError
 from activities.models import ApprovalMode, ToolStatus
 from activities.tools._process import OutputBuffer, describe_exit, stop_group
 from activities.tools.background import BackgroundCommands, BackgroundStatus
+from activities.tools.objectstore_workspace import S3Workspace
 from activities.tools.registry import ToolContext, ToolOutput, tool
 from activities.tools.sandbox import ShellSandbox
 from activities.tools.workspace import LocalWorkspace, Workspace
@@ -304,10 +306,23 @@ def _with_exit(output: str, code: int) -> str:
 
 
 def _working_folder(workspace: Workspace, cwd: str) -> tuple[Path, Path]:
-    """The command's folder and the workspace root."""
+    """The command's folder and the workspace root.
+
+    A command needs a real directory. An object store workspace has none on the worker
+    (yet: a later step pins shell work to one worker and syncs the files in and out),
+    so ``_bash`` refuses there and the file tools remain.
+    """
+    if isinstance(workspace, S3Workspace):
+        raise ToolError(
+            "shell commands need a local or shared-volume workspace; this worker's is an "
+            f"object store ({workspace.config.url}). Use the file tools (_read_file, "
+            "_write_file, _list_files, _workspace_grep) instead.",
+            code="unsupported",
+        )
     if not isinstance(workspace, LocalWorkspace):
         raise ToolError(
-            f"_bash needs a local workspace; this worker's is a {type(workspace).__name__}",
+            "shell commands need a local or shared-volume workspace; this worker's is a "
+            f"{type(workspace).__name__}",
             code="unsupported",
         )
     folder = workspace.resolve(cwd)
