@@ -31,7 +31,13 @@ from activities.tools import (
 from activities.tools.activity import ToolActivities
 from activities.tools.files import MAX_LIST_ENTRIES, MAX_READ_CHARS, MAX_READ_LINES
 from activities.tools.objectstore_workspace import S3Workspace
-from activities.tools.search import FETCH_BATCH, MAX_FILE_BYTES, MAX_LINE_CHARS
+from activities.tools.search import (
+    FETCH_BYTES,
+    LOOKUP_BATCH,
+    MAX_FILE_BYTES,
+    MAX_LINE_CHARS,
+    _groups_by_size,
+)
 from activities.tools.workspace import INLINE_IO_BYTES
 from tests.objectstore import ObjectStoreServer
 
@@ -597,7 +603,7 @@ async def test_grep_without_matches_and_with_a_bad_regex(
 async def test_grep_over_many_files_keeps_their_order(
     tools: ToolActivities, workspace: Workspace
 ) -> None:
-    count = FETCH_BATCH * 2 + 5  # several batches, the last one short
+    count = LOOKUP_BATCH * 2 + 5  # several batches, the last one short
     files: dict[str, str | bytes] = {
         f"src/m{i:03}.py": f"x = {i}\nneedle {i}\n" for i in range(count)
     }
@@ -609,3 +615,15 @@ async def test_grep_over_many_files_keeps_their_order(
         *(f"src/m{i:03}.py:2:needle {i}" for i in range(count)),
         "[skipped 1 binary file and 1 large file]",
     ]
+
+
+def test_grep_reads_in_groups_bounded_by_size() -> None:
+    full, huge = MAX_FILE_BYTES, MAX_FILE_BYTES + 1  # the largest searched; one skipped
+    per_group = FETCH_BYTES // full
+    sizes = [*[full] * per_group, huge, full, 10]
+    files = [f"f{i}" for i in range(len(sizes))]
+    groups = _groups_by_size(files, sizes)
+    # A skipped file costs nothing; a file that would overflow a group starts the next.
+    assert [len(g) for g in groups] == [per_group + 1, 2]
+    assert [f for g in groups for f, _ in g] == files  # in order
+    assert _groups_by_size([], []) == []

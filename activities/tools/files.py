@@ -129,14 +129,7 @@ async def read_file(args: ReadFileArgs, ctx: ToolContext) -> str:
     A range over 2,000 lines or 50,000 characters is refused with a range that fits.
     """
     workspace = ctx.workspace
-    if await workspace.exists(args.path):
-        info = await workspace.info(args.path, count_lines=False)
-        if not info.is_dir and info.size > MAX_READ_FILE_BYTES:
-            raise ToolError(
-                f"{args.path} is {info.size:,} bytes, too large to read here; search it "
-                "with _workspace_grep, or take lines with _bash (sed -n '100,200p').",
-                code="too_large",
-            )
+    await _refuse_too_large(workspace, args.path)
     lines = split_lines(await workspace.read_text(args.path))
     if not lines:
         return "(empty file)"
@@ -184,6 +177,26 @@ async def file_str_replace(args: FileStrReplaceArgs, ctx: ToolContext) -> str:
     await ctx.workspace.write_text(args.path, replaced)
     done = count if args.replace_all else 1
     return f"replaced {done} occurrence{'s' if done > 1 else ''} in {args.path}"
+
+
+async def _refuse_too_large(workspace: Workspace, path: str) -> None:
+    """Refuse a file too large to load; a missing one is left to the read to report.
+
+    One ``info`` rather than ``exists`` then ``info``: on an object store each is a
+    round trip.
+    """
+    try:
+        info = await workspace.info(path, count_lines=False)
+    except ToolError as err:
+        if err.code == "not_found":
+            return
+        raise
+    if not info.is_dir and info.size > MAX_READ_FILE_BYTES:
+        raise ToolError(
+            f"{path} is {info.size:,} bytes, too large to read here; search it "
+            "with _workspace_grep, or take lines with _bash (sed -n '100,200p').",
+            code="too_large",
+        )
 
 
 async def _glob_files(

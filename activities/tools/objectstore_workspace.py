@@ -20,7 +20,7 @@ read                 1 (GET; a miss checks whether it is a folder)
 write                2 (is it a folder, is a parent a file; then PUT)
 append               2 (GET, PUT) — read and rewritten whole
 list, walk           1 per 1,000 keys below the folder (LIST)
-info, exists         1 (HEAD and a LIST together); line counts GET the file
+info, exists         1 for a file (HEAD), 2 for a folder (HEAD, LIST); line counts GET
 delete               2-3 (HEAD and LIST, DELETE, a marker if the folder empties)
 ===================  =====================================================
 
@@ -150,7 +150,9 @@ class S3Workspace:
         1,000 below it (S3 keeps none for prefixes); ``0`` for an empty root.
         """
         key = _key(path)
-        meta, below = await asyncio.gather(self._head(key), self._first_page(key))
+        # A file in one HEAD (the common case, e.g. per file of a grep); a folder, which
+        # has no object of its own, costs a LIST after it.
+        meta = await self._head(key)
         if meta is not None:
             lines = None
             if count_lines and meta["size"] <= MAX_LINE_COUNT_BYTES:
@@ -163,6 +165,7 @@ class S3Workspace:
                 mtime=meta["last_modified"].timestamp(),
                 line_count=lines,
             )
+        below = await self._first_page(key)
         if not below and key != ".":
             raise ToolError(f"no such file or folder: {path!r}", code="not_found")
         newest = max((o["last_modified"].timestamp() for o in below), default=0.0)
@@ -173,8 +176,7 @@ class S3Workspace:
         key = _key(path)
         if key == ".":
             return True
-        meta, below = await asyncio.gather(self._head(key), self._has_children(key))
-        return meta is not None or below
+        return await self._is_file(key) or await self._has_children(key)
 
     async def mkdir(self, path: str) -> None:
         """Create a folder and its parents (a marker object); an existing one is fine."""

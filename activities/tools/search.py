@@ -7,9 +7,10 @@ per line (minified files are one huge line), :data:`MAX_OUTPUT_CHARS` in all. Bi
 files (a NUL byte early on, or not UTF-8) and files over :data:`MAX_FILE_BYTES` are
 skipped and counted.
 
-Files are fetched from the workspace :data:`FETCH_BATCH` at a time, concurrently (an
-object store answers each read in a round trip), and each batch is searched in a worker
-thread, so the event loop keeps heartbeating other activities meanwhile. Python's ``re``
+Files are looked up :data:`LOOKUP_BATCH` at a time, concurrently (an object store
+answers each call in a round trip), then read concurrently in groups of at most
+:data:`FETCH_BYTES`, and each group is searched in a worker thread, so the event loop
+keeps heartbeating other activities meanwhile. Python's ``re``
 cannot be interrupted: a pathological pattern holds that thread until it is done, past
 the tool's timeout if need be.
 """
@@ -33,9 +34,10 @@ MAX_OUTPUT_CHARS = 50_000
 """All output lines together."""
 MAX_FILE_BYTES = 5_000_000
 """Larger files are skipped (logs and data dumps are for the shell's grep)."""
-FETCH_BATCH = 16
-"""Files read at once: enough to hide an object store's round trips, few enough that
-a batch of the largest files searched stays well under 100 MB of memory."""
+LOOKUP_BATCH = 64
+"""Files whose size is asked at once: enough to hide an object store's round trips."""
+FETCH_BYTES = 32_000_000
+"""Content read at once, at most (one file larger than the rest is read alone)."""
 
 
 class GrepArgs(BaseModel):
@@ -94,11 +96,33 @@ async def grep(workspace: Workspace, args: GrepArgs) -> str:
         if matches is None or matches(file.removeprefix(prefix))
     ]
     search = _Search(max_results=args.max_results)
-    for start in range(0, len(files), FETCH_BATCH):
-        batch = files[start : start + FETCH_BATCH]
-        contents = await asyncio.gather(*(_fetch(workspace, file) for file in batch))
-        await asyncio.to_thread(_search_batch, batch, contents, regex, args.context_lines, search)
+    for start in range(0, len(files), LOOKUP_BATCH):
+        batch = files[start : start + LOOKUP_BATCH]
+        infos = await asyncio.gather(*(workspace.info(f, count_lines=False) for f in batch))
+        for group in _groups_by_size(batch, [info.size for info in infos]):
+            contents = await asyncio.gather(*(_fetch(workspace, f, size) for f, size in group))
+            names = [f for f, _ in group]
+            await asyncio.to_thread(
+                _search_batch, names, contents, regex, args.context_lines, search
+            )
     return _report(args, search)
+
+
+def _groups_by_size(files: list[str], sizes: list[int]) -> list[list[tuple[str, int]]]:
+    """Consecutive files in groups of at most :data:`FETCH_BYTES` to read.
+
+    Files over :data:`MAX_FILE_BYTES` are skipped, not read, so they count for nothing.
+    """
+    groups: list[list[tuple[str, int]]] = []
+    held = 0
+    for file, size in zip(files, sizes, strict=True):
+        cost = 0 if size > MAX_FILE_BYTES else size
+        if not groups or (groups[-1] and held + cost > FETCH_BYTES):
+            groups.append([])
+            held = 0
+        groups[-1].append((file, size))
+        held += cost
+    return groups
 
 
 def _compile(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
@@ -112,9 +136,9 @@ def _compile(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
         ) from err
 
 
-async def _fetch(workspace: Workspace, file: str) -> bytes | None:
+async def _fetch(workspace: Workspace, file: str, size: int) -> bytes | None:
     """A file's content, or ``None`` when it is too large to search here."""
-    if (await workspace.info(file, count_lines=False)).size > MAX_FILE_BYTES:
+    if size > MAX_FILE_BYTES:
         return None
     return await workspace.read_bytes(file)
 
