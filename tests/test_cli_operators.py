@@ -329,13 +329,21 @@ async def test_task_from_a_file_and_from_standard_input(harness: Harness, tmp_pa
 async def test_retry_verb(harness: Harness) -> None:
     task = harness.script([finish("after the retry")])
     harness.llm.outage(harness.marker, 600)
-    policy = LLMPolicy(
-        **QUICK, max_retry_duration=timedelta(seconds=2), on_exhausted=OnRetriesExhausted.WAIT
-    )
+
+    def policy(seconds: float) -> LLMPolicy:
+        return LLMPolicy(
+            **QUICK,
+            max_retry_duration=timedelta(seconds=seconds),
+            on_exhausted=OnRetriesExhausted.WAIT,
+        )
+
     env = worker_env(harness)
     async with harness.worker():
-        handle = await start(harness, task, llm_policy=policy)
-        early = await cli(env, "retry", handle.id)  # retries have not run out yet
+        # One agent still has minutes of retries ahead (however slow the CLI is to
+        # start), the other runs out of them in 2 s and waits for an operator.
+        retrying = await start(harness, task, llm_policy=policy(600))
+        handle = await start(harness, task, llm_policy=policy(2))
+        early = await cli(env, "retry", retrying.id)
 
         async def awaiting_operator() -> bool:
             view = await handle.query(AgentWorkflow.status)
@@ -345,6 +353,7 @@ async def test_retry_verb(harness: Harness) -> None:
         harness.llm.outage(harness.marker, 0)
         retried = await cli(env, "retry", handle.id, "--reason", "provider is back")
         result = await handle.result()
+        await retrying.terminate("test done")
 
     assert early.returncode == 2 and "retry rejected" in early.stderr, early.stderr
     assert retried.returncode == 0, retried.stderr
