@@ -375,9 +375,10 @@ class Throughput:
     p95_s: float
     peak_rss_mib: float
     cpu_ms_per_agent: float
+    server_cpu_ms_per_agent: float
 
 
-async def throughput_of(engine: Engine, agents: int) -> Throughput:
+async def throughput_of(engine: Engine, agents: int, server: int) -> Throughput:
     """Start ``agents`` agents at once on a fresh worker; wait for all."""
     await engine.stop_worker()
     await engine.start_worker()
@@ -391,33 +392,38 @@ async def throughput_of(engine: Engine, agents: int) -> Throughput:
         return time.perf_counter() - started
 
     async with peak_rss(engine.pid, peaks):
-        started, cpu = time.perf_counter(), cpu_seconds(engine.pid)
+        started, cpu, served = time.perf_counter(), cpu_seconds(engine.pid), cpu_seconds(server)
         latencies = sorted(await asyncio.gather(*(one() for _ in range(agents))))
         elapsed, cpu = time.perf_counter() - started, cpu_seconds(engine.pid) - cpu
+        served = cpu_seconds(server) - served
     return Throughput(
         agents_per_s=agents / elapsed,
         p50_s=latencies[len(latencies) // 2],
         p95_s=latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         peak_rss_mib=peaks[0],
         cpu_ms_per_agent=cpu * 1000 / agents,
+        server_cpu_ms_per_agent=served * 1000 / agents,
     )
 
 
-async def throughput_mode(all_engines: Sequence[Engine], agents: int) -> None:
-    """One throughput run per engine; a table with ratios to bare."""
-    results = {e.name: await throughput_of(e, agents) for e in all_engines}
+async def throughput_mode(all_engines: Sequence[Engine], agents: int, server: int) -> None:
+    """One throughput run per engine; a table with ratios to bare (``server``: its pid)."""
+    results = {e.name: await throughput_of(e, agents, server) for e in all_engines}
     base = results["bare"]
     print(f"\nthroughput: {agents} agents x {THROUGHPUT_CYCLES} cycles at once, one worker")
     print(
         f"{'engine':<9} {'agents/s':>9} {'ratio':>6} {'p50 s':>7} {'p95 s':>7} "
-        f"{'peak RSS MiB':>12} {'ratio':>6} {'CPU ms/agent':>12} {'ratio':>6}"
+        f"{'peak RSS MiB':>12} {'ratio':>6} {'CPU ms/agent':>12} {'ratio':>6} "
+        f"{'server CPU ms/agent':>19} {'ratio':>6}"
     )
     for name, r in results.items():
         print(
             f"{name:<9} {r.agents_per_s:>9.2f} {r.agents_per_s / base.agents_per_s:>6.2f} "
             f"{r.p50_s:>7.2f} {r.p95_s:>7.2f} {r.peak_rss_mib:>12.0f} "
             f"{r.peak_rss_mib / base.peak_rss_mib:>6.2f} {r.cpu_ms_per_agent:>12.0f} "
-            f"{r.cpu_ms_per_agent / base.cpu_ms_per_agent:>6.2f}"
+            f"{r.cpu_ms_per_agent / base.cpu_ms_per_agent:>6.2f} "
+            f"{r.server_cpu_ms_per_agent:>19.0f} "
+            f"{r.server_cpu_ms_per_agent / base.server_cpu_ms_per_agent:>6.2f}"
         )
     print(flush=True)
 
@@ -565,7 +571,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
                 if "cycles" in args.modes:
                     await cycles_mode(all_engines, args.counts, args.rounds, args.llm_delay)
                 if "throughput" in args.modes:
-                    await throughput_mode(all_engines, args.agents)
+                    assert server.pid is not None
+                    await throughput_mode(all_engines, args.agents, server.pid)
                 if "recovery" in args.modes:
                     await recovery_mode(all_engines)
             finally:
