@@ -16,6 +16,7 @@ from tests.conftest import Harness, eventually
 from tests.processes import cli, spawn_worker, worker_env
 from worker.client import start_agent
 from worker.main import agent_worker
+from worker.settings import Settings
 from workflows.models import ActivityPolicy, AgentInput, AgentStatus
 
 CYCLES = 4  # three logging cycles, then _task_finish
@@ -122,25 +123,33 @@ async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
     assert await queue_after_retried_attempt(handle) == TaskQueueKind.TASK_QUEUE_KIND_NORMAL
 
 
-async def test_a_worker_without_the_stored_transcript_gets_it_whole(
-    harness: Harness, tmp_path: Path
-) -> None:
+async def hand_over(harness: Harness, first: Settings, second: Settings) -> list[str]:
+    """Start an agent on a worker with ``first``, finish it on one with ``second``.
+
+    Returns:
+        The messages of the activity failures on the way.
+    """
     task = harness.script(logging_script(slow_step=1, delay=1.0))
-    async with harness.worker():
+    async with agent_worker(harness.client, first):
         handle = await start_agent(
             harness.client, AgentInput(task=task, model="scripted"), task_queue=harness.task_queue
         )
         await eventually(lambda: any(r.step == 1 for r in harness.requests()))
-    # Worker B has its own, empty store: as if it ran on another machine.
-    elsewhere = dataclasses.replace(harness.settings(), store_dir=tmp_path / "other-store")
-    async with agent_worker(harness.client, elsewhere):
+    async with agent_worker(harness.client, second):
         result = await handle.result()
-
     assert result.status is AgentStatus.COMPLETED
     assert_each_cycle_once(harness.workspace)
-    failures = [
+    return [
         e.activity_task_failed_event_attributes.failure.message
         async for e in handle.fetch_history_events()
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
     ]
+
+
+async def test_a_worker_without_the_stored_transcript_gets_it_whole(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # The second worker has its own, empty store: as if it ran on another machine.
+    elsewhere = dataclasses.replace(harness.settings(), store_dir=tmp_path / "other-store")
+    failures = await hand_over(harness, harness.settings(), elsewhere)
     assert any("is not in the store" in f for f in failures)  # then resent whole

@@ -11,20 +11,16 @@ from pathlib import Path
 
 import obstore
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import StoreErrorType
 from activities.models import Message, Role
 from activities.objectstore import ObjectBlobStore, ObjectStoreConfig
 from activities.store import TranscriptStore
-from tests.conftest import Harness, eventually
+from tests.conftest import Harness
 from tests.objectstore import ObjectStoreServer, _free_ports
-from tests.test_durability import assert_each_cycle_once, logging_script
-from worker.client import start_agent
-from worker.main import agent_worker
+from tests.test_durability import hand_over
 from worker.settings import Settings, SettingsError
-from workflows.models import AgentInput, AgentStatus
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE123", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"}
 
@@ -158,25 +154,10 @@ async def test_a_bucket_that_does_not_exist_fails_the_write(
 async def test_a_worker_elsewhere_reads_the_transcript_from_the_object_store(
     harness: Harness, tmp_path: Path, s3_bucket: ObjectStoreConfig
 ) -> None:
-    task = harness.script(logging_script(slow_step=1, delay=1.0))
     here = dataclasses.replace(harness.settings(), object_store=s3_bucket)
-    async with agent_worker(harness.client, here):
-        handle = await start_agent(
-            harness.client, AgentInput(task=task, model="scripted"), task_queue=harness.task_queue
-        )
-        await eventually(lambda: any(r.step == 1 for r in harness.requests()))
-    # Worker B has its own directory (another machine) but the same object store.
+    # The second worker has its own directory (another machine) but the same object store.
     elsewhere = dataclasses.replace(here, store_dir=tmp_path / "other-store")
-    async with agent_worker(harness.client, elsewhere):
-        result = await handle.result()
-
-    assert result.status is AgentStatus.COMPLETED
-    assert_each_cycle_once(harness.workspace)
-    failures = [
-        e.activity_task_failed_event_attributes.failure.message
-        async for e in handle.fetch_history_events()
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-    ]
+    failures = await hand_over(harness, here, elsewhere)
     assert not any("is not in the store" in f for f in failures), failures
     # Nothing went to either worker's directory.
     assert not (tmp_path / "other-store").exists() and not (tmp_path / "store").exists()
