@@ -138,6 +138,16 @@ def sub_agents_section(sub_agents: dict[str, SubAgentSpec]) -> list[str]:
     ]
 
 
+def own_workspace(workflow_id: str) -> str:
+    """The folder of an agent that names none: its workflow id, made a safe folder name.
+
+    A workflow id is any string; the folder must be one segment that the path rules
+    accept (no ``/``, no NUL, not ``.`` or ``..``), so those characters become ``_``.
+    """
+    name = workflow_id.replace("/", "_").replace("\x00", "_").strip()
+    return name if name not in ("", ".", "..") and not name.startswith("~") else f"_{name}"
+
+
 def sub_task_input(
     parent: AgentInput,
     parent_id: str,
@@ -145,11 +155,13 @@ def sub_task_input(
     task: str,
     requirements: str | None,
     budget: Budget | None = None,
+    *,
+    workspace: str | None = None,
 ) -> AgentInput:
     """The input of a sub-agent's child workflow.
 
-    Its spec, the parent's policies, and its share of the parent's budget (see
-    :mod:`workflows.budgets`).
+    Its spec, the parent's policies, its share of the parent's budget (see
+    :mod:`workflows.budgets`) and the parent's workspace folder (``None``: the root).
     """
     budget = budget or Budget()
     spec = parent.sub_agents[agent]
@@ -173,6 +185,7 @@ def sub_task_input(
         max_tokens=budget.max_tokens,
         max_cost_usd=budget.max_cost_usd,
         deadline=budget.deadline,
+        workspace=workspace,
     )
 
 

@@ -171,6 +171,27 @@ def normalize_path(path: str) -> str:
     return "/".join(parts) or "."
 
 
+def scope_folder(name: str) -> str:
+    """Check the name of a workspace scope (``duragent run --workspace``).
+
+    The same rules as every path (:func:`normalize_path`), and it must name a folder
+    below the root, not the root itself.
+
+    Returns:
+        The normalised folder.
+
+    Raises:
+        ValueError: The name is empty, absolute, climbs out with ``..`` or holds NUL.
+    """
+    try:
+        folder = normalize_path(name)
+    except ToolError as err:
+        raise ValueError(f"bad workspace name {name!r}: {err}") from None
+    if folder == ".":
+        raise ValueError(f"bad workspace name {name!r}: it must name a folder, not the root")
+    return folder
+
+
 def join_path(folder: str, name: str) -> str:
     """Join a normalised folder and a name (``"."`` is the root)."""
     return name if folder == "." else f"{folder}/{name}"
