@@ -186,3 +186,9 @@ def test_a_named_workspace_is_normalised() -> None:
 def test_an_agents_own_folder_is_one_safe_segment(agent_id: str, folder: str) -> None:
     assert own_workspace(agent_id) == folder
     assert AgentInput(task="t", model="m", workspace=folder).workspace == folder
+
+
+def test_a_long_agent_id_gets_a_short_distinct_folder() -> None:
+    one, two = own_workspace("x" * 900 + "1"), own_workspace("x" * 900 + "2")
+    assert one != two and len(one) <= 200 and len(two) <= 200
+    assert one.startswith("x" * 150)
