@@ -128,8 +128,9 @@ class LLMActivities:
     ) -> dict[str, Any]:
         system = [Message(role=Role.SYSTEM, content=request.system)] if request.system else []
         reasoning = model.send_reasoning
-        messages = [await self._wire(m, reasoning) for m in (*system, *transcript)]
-        messages.extend(await self._fresh_images(transcript))
+        workspace = self._scope(request.workspace)
+        messages = [await self._wire(m, reasoning, workspace) for m in (*system, *transcript)]
+        messages.extend(await self._fresh_images(transcript, workspace))
         body = model.request_fields()
         # ``create`` sends extra_body merged over the other fields (one level, theirs win).
         extra = body.pop("extra_body", None) or {}
@@ -140,18 +141,32 @@ class LLMActivities:
         body.update(extra)
         return body
 
-    async def _wire(self, message: Message, send_reasoning: bool) -> dict[str, Any]:
+    def _scope(self, folder: str | None) -> Workspace | None:
+        """The agent's folder of the workspace (where its tools wrote), or the root."""
+        if self._workspace is None or folder is None:
+            return self._workspace
+        try:
+            return self._workspace.scoped(folder)
+        except ToolError as err:  # checked where it entered; an old or forged request
+            activity.logger.warning("workspace %r refused: %s", folder, err)
+            return None
+
+    async def _wire(
+        self, message: Message, send_reasoning: bool, workspace: Workspace | None
+    ) -> dict[str, Any]:
         """A message in wire shape, with a large result read back from its artifact."""
-        if message.artifact and not message.stubbed and self._workspace is not None:
+        if message.artifact and not message.stubbed and workspace is not None:
             try:
-                full = await self._workspace.read_text(message.artifact)
+                full = await workspace.read_text(message.artifact)
             except ToolError:
                 activity.logger.warning("artifact %s is gone; sending its stub", message.artifact)
             else:
                 message = message.model_copy(update={"content": full})
         return to_openai_message(message, send_reasoning=send_reasoning)
 
-    async def _fresh_images(self, transcript: list[Message]) -> list[dict[str, Any]]:
+    async def _fresh_images(
+        self, transcript: list[Message], workspace: Workspace | None
+    ) -> list[dict[str, Any]]:
         """Images that tools of the last turn attached, as a user message of image parts.
 
         Chat Completions only takes images in user messages; they are sent to the next
@@ -163,11 +178,11 @@ class LLMActivities:
         )
         parts: list[dict[str, Any]] = []
         for message in transcript[last_turn + 1 :]:
-            if message.role is not Role.TOOL or self._workspace is None:
+            if message.role is not Role.TOOL or workspace is None:
                 continue
             for ref in image_refs(message.content or ""):
                 try:
-                    url = await image_data_url(self._workspace, ref)
+                    url = await image_data_url(workspace, ref)
                 except ToolError as err:
                     activity.logger.warning("image %s not sent: %s", ref, err)
                     continue

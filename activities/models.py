@@ -152,6 +152,9 @@ class LLMRequest(BaseModel):
     """Stream the response (the activity heartbeats meanwhile, so cancellation reaches it)."""
     options: ModelOptions | None = None
     """The agent's model options; ``temperature`` above, when set, wins over theirs."""
+    workspace: str | None = None
+    """The agent's workspace folder, where its artifacts and images are read from
+    (``None``: the whole root, as for :attr:`ToolRequest.workspace`)."""
 
 
 class LLMResult(BaseModel):
@@ -201,6 +204,9 @@ class ToolRequest(BaseModel):
     so a tool with external side effects can deduplicate."""
     large_result_chars: int = 8_000
     """Results longer than this go to a workspace artifact; history keeps a stub."""
+    workspace: str | None = None
+    """The agent's folder under the worker's workspace root: the tool sees only that.
+    ``None`` is the whole root (runs started before per-agent workspaces)."""
 
 
 class ToolResult(BaseModel):

@@ -30,6 +30,7 @@ from worker.main import agent_worker
 from worker.scripted_llm import ScriptedLLMServer
 from worker.settings import LLMSettings, Settings
 from workflows import search_attributes as search
+from workflows.policy import own_workspace
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1", None, ""}
 
@@ -120,6 +121,10 @@ class Harness:
     ) -> AbstractAsyncContextManager[Worker]:
         """``async with h.worker():`` runs a fresh worker on this test's task queue."""
         return agent_worker(self.client, self.settings(llm), tools=tools)
+
+    def folder(self, agent_id: str) -> Path:
+        """The workspace folder of an agent that names none (its own, by its id)."""
+        return self.workspace / own_workspace(agent_id)
 
     def requests(self) -> list[Any]:
         """Requests the scripted LLM answered for this test's script."""

@@ -210,10 +210,58 @@ async def _dropped(handle: WorkflowHandle[AgentWorkflow, Any]) -> bool:
     return view.dropped_inputs == 1
 
 
+# Version 4 (issue 11) adds per-agent workspaces: the run decides its folder (the
+# ``per-agent-workspace`` patch), a sub-agent works in it too, a large result becomes an
+# artifact there, and continue-as-new carries the folder into the second run.
+REFERENCE_V4_STEPS: list[dict[str, Any]] = [
+    _call("_write_file", path="mine.txt", content="M" * 5_000),
+    _call("_read_file", path="mine.txt"),
+    _call("_create_sub_task", agent="helper", task="[reference v4 child] read mine.txt"),
+    *[_call("_list_files") for _ in range(6)],
+    _call("_read_file", path="mine.txt", start_line=1, end_line=1),
+    _call("_task_finish", message="done", files=["mine.txt"]),
+]
+
+
+async def record_reference_v4(name: str) -> list[Path]:
+    """Run the version 4 scenario; save the first and the last run's histories."""
+    scripts = [
+        {
+            "name": "child",
+            "match": "[reference v4 child]",
+            "steps": [_call("_read_file", path="mine.txt"), _call("_task_finish", message="M")],
+        },
+        {"name": "ref4", "match": "[reference v4]", "steps": REFERENCE_V4_STEPS},
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
+            client = env.client
+            async with agent_worker(client, env.settings):
+                input = AgentInput(
+                    task="[reference v4] a workspace of its own",
+                    model="scripted",
+                    sub_agents={"helper": SubAgentSpec(description="reads")},
+                    history=HistoryPolicy(max_events=100),
+                )
+                handle = await start_agent(client, input, task_queue="record", agent_id=name)
+                result = await handle.result()
+                assert result.status is AgentStatus.COMPLETED, result
+                assert result.runs >= 2, "the scenario must continue as new"
+                assert result.workspace == name, result
+            assert handle.result_run_id is not None
+            first = client.get_workflow_handle(name, run_id=handle.result_run_id)
+            runs = [await first.fetch_history(), await handle.fetch_history()]
+    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
+    for path, history in zip(paths, runs, strict=True):
+        path.write_text(history.to_json(), encoding="utf-8")
+    return paths
+
+
 RECORDERS: dict[str, Callable[[str], Coroutine[Any, Any, object]]] = {
     "record": record_reference,
     "record-v2": record_reference_v2,
     "record-v3": record_reference_v3,
+    "record-v4": record_reference_v4,
 }
 
 if __name__ == "__main__":

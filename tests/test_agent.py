@@ -65,7 +65,7 @@ async def test_tools_over_several_cycles_then_finish(harness: Harness) -> None:
     assert result.files == ["out/hello.txt"]
     assert result.cycles == 3
     assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
-    assert (harness.workspace / "out/hello.txt").read_text() == "hello, durable"
+    assert (harness.folder(handle.id) / "out/hello.txt").read_text() == "hello, durable"
     # The model saw the tool results of the second cycle, in call order.
     last = harness.requests()[-1].body
     assert tool_messages(last)[1:] == ["hello, durable", "out/"]
@@ -81,7 +81,8 @@ async def test_malformed_and_invalid_arguments_go_back_to_the_model(harness: Har
         ]
     )
     async with harness.worker():
-        result = await (await start(harness, task)).result()
+        handle = await start(harness, task)
+        result = await handle.result()
 
     assert result.status is AgentStatus.COMPLETED
     seen = tool_messages(harness.requests()[-1].body)
@@ -93,7 +94,7 @@ async def test_malformed_and_invalid_arguments_go_back_to_the_model(harness: Har
         == "ERROR (invalid_arguments): invalid arguments for _write_file: content: Field required"
     )
     assert seen[2].startswith("ERROR (unknown_tool): unknown tool '_no_such_tool'")
-    assert not (harness.workspace / "x.txt").exists()
+    assert not (harness.folder(handle.id) / "x.txt").exists()
 
 
 async def test_no_tool_call_adds_a_continue_hint(harness: Harness) -> None:

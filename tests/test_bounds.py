@@ -180,7 +180,7 @@ async def test_decide_with_an_oversize_message_or_arguments_is_rejected(harness:
     assert "the edited arguments is 262,1" in str(arguments.value.cause)
     assert "over the limit of 262,144" in str(arguments.value.cause)
     assert result.status is AgentStatus.COMPLETED
-    assert (harness.workspace / "a.txt").read_text() == "e" * 1000
+    assert (harness.folder(handle.id) / "a.txt").read_text() == "e" * 1000
     await assert_no_failed_workflow_task(handle)
 
 
@@ -208,7 +208,7 @@ async def test_three_mb_of_tool_arguments_are_refused_not_fatal(harness: Harness
     )
     assert "over the limit of 262,144; nothing was run" in refused
     assert not listed.startswith("ERROR")  # the call next to it ran
-    assert not (harness.workspace / "big.txt").exists()
+    assert not (harness.folder(handle.id) / "big.txt").exists()
     turn = page.messages[1]
     assert turn.tool_calls[0].arguments == "{}" and turn.tool_calls[0].refused is not None
     await assert_no_failed_workflow_task(handle)

@@ -41,7 +41,7 @@ async def test_run_wait_then_result(harness: Harness) -> None:
     assert "status: completed" in lines and "answer: wrote a.txt" in lines
     assert again.returncode == 0 and "answer: wrote a.txt" in again.stdout
     assert "status:  completed" in status.stdout.splitlines()
-    assert (harness.workspace / "a.txt").read_text() == "A"
+    assert (harness.folder(f"cli-{harness.task_queue}") / "a.txt").read_text() == "A"
 
 
 async def test_run_without_wait_prints_only_the_id(harness: Harness) -> None:

@@ -233,7 +233,7 @@ async def test_pending_shows_a_sub_agents_approval_with_its_command(
     assert f"approve: duragent approve {item['send_to']} {item['id']}" in text.stdout
     assert decided.returncode == 0, decided.stderr
     assert result.answer == "parent done"
-    assert (harness.workspace / "c.txt").read_text() == "C"
+    assert (harness.folder(handle.id) / "c.txt").read_text() == "C"
 
 
 async def test_watch_prints_the_command_that_answers(harness: Harness) -> None:

@@ -84,7 +84,7 @@ async def test_worker_replaced_between_cycles_repeats_no_cycle(harness: Harness)
     assert result.cycles == CYCLES
     assert await scheduled_llm_calls(handle) == CYCLES
     assert Counter(r.step for r in harness.requests()) == dict.fromkeys(range(CYCLES), 1)
-    assert_each_cycle_once(harness.workspace)
+    assert_each_cycle_once(harness.folder(handle.id))
 
 
 async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
@@ -117,7 +117,7 @@ async def test_worker_killed_mid_llm_call_resumes_on_a_new_process(
     assert await scheduled_llm_calls(handle) == CYCLES  # the attempt was retried, not the cycle
     steps = Counter(r.step for r in harness.requests())
     assert steps[1] == 2 and all(steps[s] == 1 for s in (0, 2, 3))
-    assert_each_cycle_once(harness.workspace)
+    assert_each_cycle_once(harness.folder(handle.id))
     # The retried attempt reset the sticky queue: the next workflow task was not offered to
     # the dead worker first (where it would have waited out the sticky timeout).
     assert await queue_after_retried_attempt(handle) == TaskQueueKind.TASK_QUEUE_KIND_NORMAL
@@ -138,7 +138,7 @@ async def hand_over(harness: Harness, first: Settings, second: Settings) -> list
     async with agent_worker(harness.client, second):
         result = await handle.result()
     assert result.status is AgentStatus.COMPLETED
-    assert_each_cycle_once(harness.workspace)
+    assert_each_cycle_once(harness.folder(handle.id))
     return [
         e.activity_task_failed_event_attributes.failure.message
         async for e in handle.fetch_history_events()

@@ -74,7 +74,7 @@ async def test_continues_as_new_twice_and_keeps_answering(harness: Harness) -> N
     assert result.status is AgentStatus.COMPLETED and result.answer == "ticked 200 times"
     assert result.runs >= 3, f"continued as new {result.runs - 1} times"
     assert result.cycles == 202  # 200 ticks, the question, the finish: totals over all runs
-    assert (harness.workspace / "ticks.txt").read_text() == "200"  # no tick repeated
+    assert (harness.folder(handle.id) / "ticks.txt").read_text() == "200"  # no tick repeated
     first = harness.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
     assert (await first.describe()).status is WorkflowExecutionStatus.CONTINUED_AS_NEW
 
@@ -154,7 +154,7 @@ async def test_a_stubbed_result_reads_back_from_its_artifact(harness: Harness) -
 
     with_artifacts = [m for m in page.messages if m.artifact]
     assert len(with_artifacts) == 8
-    full = (harness.workspace / with_artifacts[0].artifact).read_text()  # type: ignore[operator]
+    full = (harness.folder(handle.id) / with_artifacts[0].artifact).read_text()  # type: ignore[operator]
     assert full == "tick 1\n" + "x" * 1_500
     # The model saw the whole result while it was recent: the stub never reached it.
     first_tool = next(m for m in harness.requests()[1].body["messages"] if m["role"] == "tool")

@@ -241,5 +241,6 @@ async def test_an_agent_works_in_the_object_store(
         m["content"] for r in harness.requests() for m in r.body["messages"] if m["role"] == "tool"
     ]
     assert "# Done" in tool_messages[-1]
-    assert keys_below(config, "agents") == {"agents/report/summary.md"}
+    # Under the agent's own folder: its id, a prefix of its own.
+    assert keys_below(config, "agents") == {f"agents/{handle.id}/report/summary.md"}
     assert not harness.workspace.exists()  # the local folder was never made

@@ -170,13 +170,13 @@ async def test_two_pending_approvals_decided_independently(harness: Harness) -> 
             await decide(handle, call_id=yes.call_id, action="approve", fingerprint="0" * 64)
         assert "fingerprint mismatch" in str(err.value.cause)
         await decide(handle, call_id=yes.call_id, action="approve", fingerprint=yes.fingerprint)
-        assert not (harness.workspace / "yes.txt").exists()  # waits for the other decision
+        assert not (harness.folder(handle.id) / "yes.txt").exists()  # waits for the other decision
         await decide(handle, call_id=no.call_id, action="reject", message="not that one")
         result = await handle.result()
 
     assert result.status is AgentStatus.COMPLETED
-    assert (harness.workspace / "yes.txt").read_text() == "Y"
-    assert not (harness.workspace / "no.txt").exists()
+    assert (harness.folder(handle.id) / "yes.txt").read_text() == "Y"
+    assert not (harness.folder(handle.id) / "no.txt").exists()
     assert tool_messages(harness.requests()[-1].body) == [
         "wrote 1 bytes to yes.txt",
         "ERROR (rejected): the user rejected this call: not that one",
@@ -201,16 +201,17 @@ async def test_edit_is_validated_then_executed(harness: Harness) -> None:
         await decide(handle, call_id=pending.call_id, action=ApprovalAction.EDIT, arguments=edited)
         await handle.result()
 
-    assert (harness.workspace / "a.txt").read_text() == "edited"
+    assert (harness.folder(handle.id) / "a.txt").read_text() == "edited"
 
 
 async def test_approval_deadline_rejects_by_default(harness: Harness) -> None:
     task = harness.script([{"tool_calls": [write("late.txt", "x")]}, finish()])
     approval = ApprovalPolicy(tools={"_write_file": "always"}, deadline_seconds=1)
     async with harness.worker():
-        await (await start(harness, task, approval=approval)).result()
+        handle = await start(harness, task, approval=approval)
+        await handle.result()
 
-    assert not (harness.workspace / "late.txt").exists()
+    assert not (harness.folder(handle.id) / "late.txt").exists()
     assert tool_messages(harness.requests()[-1].body) == [
         "ERROR (rejected): the user rejected this call: nobody approved it within 1 s"
     ]
@@ -248,9 +249,9 @@ def process_gone(pid: int) -> bool:
 
 async def test_cancel_during_a_long_tool(harness: Harness) -> None:
     task = harness.script([{"tool_calls": [call("_slow")]}, finish()])
-    pid_file = harness.workspace / "slow.pid"
     async with harness.worker(tools=[*default_tools(), slow]):
         handle = await start(harness, task)
+        pid_file = harness.folder(handle.id) / "slow.pid"
         await eventually(pid_file.exists)
         pid = int(pid_file.read_text())
         await handle.cancel(reason="user changed their mind")
@@ -261,7 +262,7 @@ async def test_cancel_during_a_long_tool(harness: Harness) -> None:
 
     assert isinstance(err.value.cause, CancelledError)
     assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
-    assert (harness.workspace / "slow.cancelled").read_text() == "yes"
+    assert (harness.folder(handle.id) / "slow.cancelled").read_text() == "yes"
     await eventually(lambda: process_gone(pid))
     assert view.status is AgentStatus.CANCELLED
     assert view.cancel_reason == "user changed their mind"
@@ -276,9 +277,9 @@ async def test_cancel_during_a_long_tool(harness: Harness) -> None:
 
 async def test_steering_message_is_read_before_the_next_llm_call(harness: Harness) -> None:
     task = harness.script([{"tool_calls": [call("_slow", seconds=2)]}, finish()])
-    pid_file = harness.workspace / "slow.pid"
     async with harness.worker(tools=[*default_tools(), slow]):
         handle = await start(harness, task)
+        pid_file = harness.folder(handle.id) / "slow.pid"
         await eventually(pid_file.exists)  # the tool is running
         await handle.signal(AgentWorkflow.say, SteerInput(message="use metric units"))
         await handle.result()

@@ -53,7 +53,7 @@ async def test_the_parent_lists_a_sub_agent_that_waits_for_approval(harness: Har
     assert approval.tool == "_write_file" and json.loads(approval.arguments)["path"] == "c.txt"
     assert result.status is AgentStatus.COMPLETED
     assert after.sub_agents == []  # a finished child is no longer listed
-    assert (harness.workspace / "c.txt").read_text() == "C"
+    assert (harness.folder(handle.id) / "c.txt").read_text() == "C"
 
 
 def assistant_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -74,7 +74,7 @@ async def test_an_edit_shows_what_ran_in_the_transcript_and_to_the_model(
         await handle.result()
         page = await handle.query(AgentWorkflow.transcript, TranscriptQuery())
 
-    assert (harness.workspace / "a.txt").read_text() == "edited"
+    assert (harness.folder(handle.id) / "a.txt").read_text() == "edited"
     turn = page.messages[1]
     assert [c.arguments for c in turn.tool_calls] == [edited, "{}"]
     # The next request carries the arguments that ran, not the ones first proposed.

@@ -372,6 +372,7 @@ async def test_an_agent_trying_every_trick_leaks_nothing(harness: Harness) -> No
     outputs = "\n".join(tool_messages(harness.requests()[-1].body))
     assert "alive" in outputs and "HOME=/workspace" in outputs  # the tricks did run
     assert outputs.count("Read-only file system") >= 1
+    assert not (harness.folder(handle.id).parent / "above.txt").exists()
     assert not (harness.workspace.parent / "above.txt").exists()
     history = json.dumps((await handle.fetch_history()).to_json_dict())
     requests = json.dumps([r.body for r in harness.requests()])
@@ -398,7 +399,9 @@ async def test_a_killed_workers_command_never_writes_its_last_line(
     handle = None
     try:
         handle = await start(harness, task)
-        await eventually(lambda: (harness.workspace / "started.txt").exists(), "the command")
+        await eventually(
+            lambda: (harness.folder(handle.id) / "started.txt").exists(), "the command"
+        )
         # The shell (and, in the sandbox, everything in it) carries the tag on its command line.
         shells = await eventually(lambda: live_pids_with(f"sleep {tag}; echo last"), "its pid")
         worker.send_signal(signal.SIGKILL)
@@ -413,7 +416,8 @@ async def test_a_killed_workers_command_never_writes_its_last_line(
                      "the command's shell to die with its worker")  # fmt: skip
     if mode is SandboxMode.BWRAP:  # the sleep too: the whole namespace is gone
         await eventually(lambda: not live_pids_with(f"sleep {tag}"), "the sandbox to end")
-    assert not (harness.workspace / "late.txt").exists()
+    assert handle is not None
+    assert not (harness.folder(handle.id) / "late.txt").exists()
 
 
 async def test_a_declared_secret_a_command_prints_is_redacted(harness: Harness) -> None:

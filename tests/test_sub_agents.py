@@ -100,9 +100,9 @@ async def test_cancelling_the_parent_cancels_its_children(harness: Harness) -> N
     task = harness.script(
         [{"tool_calls": [call("_create_sub_task", agent="helper", task=f"wait {busy}")]}, finish()]
     )
-    pid_file = harness.workspace / "slow.pid"
     async with harness.worker(tools=[*default_tools(), slow]):
         handle = await start(harness, task, sub_agents=HELPER)
+        pid_file = harness.folder(handle.id) / "slow.pid"  # the child works in its parent's
         await eventually(pid_file.exists)
         pid = int(pid_file.read_text())
         await handle.cancel(reason="stop everything")

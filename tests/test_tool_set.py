@@ -68,11 +68,11 @@ async def test_skills_are_listed_and_activated(harness: Harness) -> None:
 
 
 async def test_an_image_reaches_the_next_llm_call_but_not_history(harness: Harness) -> None:
-    harness.workspace.mkdir(parents=True)
-    (harness.workspace / "dot.png").write_bytes(PNG)
+    (harness.workspace / "img").mkdir(parents=True)
+    (harness.workspace / "img" / "dot.png").write_bytes(PNG)
     task = harness.script([{"tool_calls": [call("_read_image", path="dot.png")]}, finish()])
     async with harness.worker():
-        handle = await start(harness, task)
+        handle = await start(harness, task, workspace="img")
         await handle.result()
 
     messages = harness.requests()[1].body["messages"]

@@ -42,6 +42,9 @@ from activities.tools.workspace import INLINE_IO_BYTES
 from tests.objectstore import ObjectStoreServer
 
 BACKENDS = ["local", "memory", pytest.param("s3", marks=pytest.mark.object_store)]
+# The whole suite again through one agent's scoped view (``Workspace.scoped``), whose
+# folder does not exist yet: the rules are the view's, relative to its own root.
+SCOPED = ["local-scoped", "memory-scoped"]
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +54,24 @@ def bucket(object_store: ObjectStoreServer) -> str:
 
 
 @pytest.fixture(params=BACKENDS)
+def base(request: pytest.FixtureRequest, tmp_path: Path) -> Workspace:
+    """A workspace root of each backend (for the scoping tests)."""
+    return backend(request, tmp_path, request.param)
+
+
+@pytest.fixture(params=[*BACKENDS, *SCOPED])
 def workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Workspace:
-    if request.param == "local":
+    kind, _, scoped = request.param.partition("-")
+    found = backend(request, tmp_path, kind)
+    return found.scoped("agents/agent-1") if scoped else found
+
+
+def backend(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> Workspace:
+    if kind == "local":
         root = tmp_path / "ws"
         root.mkdir()
         return LocalWorkspace(root)
-    if request.param == "memory":
+    if kind == "memory":
         return MemoryWorkspace()
     server: ObjectStoreServer = request.getfixturevalue("object_store")
     bucket: str = request.getfixturevalue("bucket")
@@ -311,6 +326,43 @@ async def test_deleting_a_folder_needs_recursive_even_when_deep(workspace: Works
     await workspace.write_text("a/b/c/d.txt", "x")
     assert await code_of(workspace.delete("a", recursive=False)) == "not_empty"
     assert await workspace.walk(".") == ["a/b/c/d.txt"]
+
+
+# ==== scoped views: one agent's folder ====================================================
+
+
+async def test_a_scoped_view_is_a_folder_of_its_workspace(base: Workspace) -> None:
+    view = base.scoped("agent-1")
+    assert await view.list_dir(".") == []  # nothing written yet: an empty folder
+    assert not await base.exists("agent-1")
+    await view.write_text("notes/a.txt", "mine")
+    assert await base.read_text("agent-1/notes/a.txt") == "mine"
+    assert await view.walk(".") == ["notes/a.txt"]
+    assert (await view.info("notes/a.txt")).path == "notes/a.txt"
+    assert await base.scoped("agent-1/notes").read_text("a.txt") == "mine"
+    assert await view.scoped("notes").read_text("a.txt") == "mine"
+
+
+async def test_scoped_views_do_not_see_each_other(base: Workspace) -> None:
+    mine, theirs = base.scoped("agent-1"), base.scoped("agent-2")
+    await theirs.write_text("secret.txt", "theirs")
+    await base.write_text("root.txt", "the root's")
+    assert await code_of(mine.read_text("secret.txt")) == "not_found"
+    assert await mine.list_dir(".") == []
+    for path in ["../agent-2/secret.txt", "../root.txt", "a/../../agent-2/secret.txt"]:
+        assert await code_of(mine.read_text(path)) == "path_escape", path
+        assert await code_of(mine.write_text(path, "x")) == "path_escape", path
+    assert await code_of(mine.delete(".", recursive=True)) == "invalid_path"
+    assert await theirs.read_text("secret.txt") == "theirs"
+
+
+@pytest.mark.parametrize(("folder", "code"), ESCAPES)
+async def test_a_scope_outside_the_workspace_is_refused(
+    base: Workspace, folder: str, code: str
+) -> None:
+    with pytest.raises(ToolError) as err:
+        base.scoped(folder)
+    assert err.value.code == code
 
 
 # ==== the file tools, as the worker runs them ===============================================

@@ -128,6 +128,13 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
     run.add_argument(
         "--owner", type=arg.name("--owner"), help="who it is for (default: DURAGENT_OWNER or USER)"
     )
+    run.add_argument(
+        "--workspace",
+        type=arg.workspace_name,
+        metavar="NAME",
+        help="a folder of the workspace that agents naming it share "
+        "(default: the agent's own folder, named by its id)",
+    )
     run.add_argument("--wait", action="store_true", help="wait and print the result")
 
 

@@ -111,6 +111,28 @@ def name(what: str) -> Callable[[str], str]:
     return parse
 
 
+def workspace_name(text: str) -> str:
+    """``--workspace``: a folder below the workspace root, by the workspace's path rules.
+
+    Relative, no ``..`` segment, no NUL or control characters, not the root itself: what
+    ``AgentInput.workspace`` accepts (stricter only in refusing ``..`` anywhere), checked
+    here so a bad name is a usage error, not a failed start.
+    """
+    text = name("--workspace")(text)
+    if text.strip().startswith(("/", "~")):
+        raise argparse.ArgumentTypeError(
+            f"--workspace {_shown(text)} must be relative to the workspace root"
+        )
+    parts = [p for p in text.strip().split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise argparse.ArgumentTypeError(f"--workspace {_shown(text)} must not contain '..'")
+    if not parts:
+        raise argparse.ArgumentTypeError(
+            f"--workspace {_shown(text)} must name a folder, not the workspace root"
+        )
+    return text
+
+
 def text(what: str, *, max_bytes: int = MAX_TEXT_BYTES) -> Callable[[str], str]:
     """Free text (several lines allowed): valid UTF-8, not blank, bounded, no NUL."""
 

@@ -85,6 +85,7 @@ async def run(client: Client, args: argparse.Namespace, settings: Settings) -> i
         tools=args.tools,
         max_cycles=args.max_cycles,
         owner=args.owner or settings.owner,
+        workspace=args.workspace,
     )
     try:
         handle = await start_agent(

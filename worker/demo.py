@@ -147,8 +147,10 @@ def _report(
         f"({result.usage.input_tokens} tokens in, {result.usage.output_tokens} out)"
     )
     print(f"answer:  {result.answer}")
+    # Files are named relative to the agent's own folder of the workspace.
+    folder = settings.workspace / (result.workspace or ".")
     for f in result.files:
-        print(f"file:    {(settings.workspace / f).resolve()}")
+        print(f"file:    {(folder / f).resolve()}")
     if ui_url:
         print(
             f"history: {ui_url}/namespaces/default/workflows/{agent_id} "

@@ -15,6 +15,8 @@ def result_lines(result: AgentResult) -> str:
         f"cycles: {result.cycles}  tokens: {result.usage.input_tokens} in / "
         f"{result.usage.output_tokens} out",
     ]
+    if result.workspace is not None:
+        lines.append(f"folder: {result.workspace}/")
     if result.files:
         lines.append("files: " + ", ".join(result.files))
     if result.answer is not None:
@@ -33,6 +35,8 @@ def status_lines(agent_id: str, view: AgentView, *, status: str | None = None) -
         f"cycle:   {view.cycle}",
         f"tokens:  {view.usage.input_tokens} in / {view.usage.output_tokens} out",
     ]
+    if view.workspace is not None:
+        lines.append(f"folder:  {view.workspace}/")
     if view.waiting_for:
         lines.append(f"waiting: {view.waiting_for}")
     if view.last_activity:

@@ -107,6 +107,9 @@ KEY_PER_CYCLE_PATCH = "idempotency-key-per-cycle"
 QUERY_PAGE_BYTES = 1_000_000
 # A cancel that reached an LLM activity first ends the run Canceled (it was Failed).
 CANCEL_PATCH = "cancel-during-activity"
+# New runs work in a folder of their own (or a named one); runs started before it keep
+# the whole workspace root. Decided once, at the start; continue-as-new carries it.
+WORKSPACE_PATCH = "per-agent-workspace"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -157,6 +160,8 @@ class AgentWorkflow:
         self._outage = OutageRider(input.llm_policy, self._on_outage, self._fail)
         self._dropped = 0
         self._last_dropped: str | None = None
+        self._workspace = input.workspace
+        """The agent's workspace folder (``None``: the root), settled by ``run``."""
         self._sub_agents: set[str] = set()
         """Sub-agents running now (their workflow ids)."""
         self._open_sub_tasks = 0
@@ -167,6 +172,7 @@ class AgentWorkflow:
     @workflow.run
     async def run(self, input: AgentInput) -> AgentResult:
         """Run cycles until the agent finishes, fails, is cancelled or runs out of cycles."""
+        self._workspace = self._decide_workspace()
         await self._load_tools()
         try:
             while self._status is AgentStatus.RUNNING:
@@ -213,6 +219,7 @@ class AgentWorkflow:
             dropped_inputs=self._dropped,
             last_dropped=self._last_dropped,
             deadline=self._budget.deadline,
+            workspace=self._workspace,
         )
 
     @workflow.query(name="transcript")
@@ -470,6 +477,7 @@ class AgentWorkflow:
             stream=self._input.stream,
             temperature=self._input.temperature,
             options=self._input.model_options,
+            workspace=self._workspace,
         )
         self._llm_calls += 1
         return await workflow.execute_activity_method(
@@ -644,7 +652,10 @@ class AgentWorkflow:
         if workflow.patched(KEY_PER_CYCLE_PATCH):
             key = f"{workflow.info().workflow_id}:{self._cycle_count}:{call.id}"
         request = ToolRequest(
-            call=call, idempotency_key=key, large_result_chars=self._input.memory.large_result_chars
+            call=call,
+            idempotency_key=key,
+            large_result_chars=self._input.memory.large_result_chars,
+            workspace=self._workspace,
         )
         try:
             return await workflow.execute_activity_method(
@@ -719,7 +730,9 @@ class AgentWorkflow:
                 return SubTaskReport(
                     task=task, status=AgentStatus.BUDGET_EXCEEDED, error=f"not started: {reason}"
                 )
-            input = policy.sub_task_input(self._input, parent_id, agent, task, needs, share)
+            input = policy.sub_task_input(
+                self._input, parent_id, agent, task, needs, share, workspace=self._workspace
+            )
             self._sub_agents.add(child_id)
             try:
                 result = await workflow.execute_child_workflow(
@@ -817,6 +830,15 @@ class AgentWorkflow:
 
     # --- continue-as-new ---------------------------------------------------------------
 
+    def _decide_workspace(self) -> str | None:
+        """The agent's workspace folder: named, its own, its parent's, or (old runs) the root."""
+        if self._input.carry is not None or self._input.parent is not None:
+            # Decided already: by the run that continued as new, or by the parent.
+            return self._input.workspace
+        if not workflow.patched(WORKSPACE_PATCH):
+            return None  # started before per-agent workspaces: the whole root, as then
+        return self._input.workspace or policy.own_workspace(workflow.info().workflow_id)
+
     def _history_full(self) -> bool:
         info = workflow.info()
         limits = self._input.history
@@ -852,7 +874,9 @@ class AgentWorkflow:
             sent=self._sent,
         )
         workflow.logger.info("continuing as new after %d cycles", self._cycle_count)
-        workflow.continue_as_new(self._input.model_copy(update={"carry": carry}))
+        # The folder decided at the start rides along: the next run must not decide again.
+        update = {"carry": carry, "workspace": self._workspace}
+        workflow.continue_as_new(self._input.model_copy(update=update))
 
     # --- state and endings -------------------------------------------------------------
 
@@ -924,6 +948,7 @@ class AgentWorkflow:
             cycles=self._cycle_count,
             usage=self._usage,
             files=self._files,
+            workspace=self._workspace,
             transcript_length=len(self._transcript),
             error=self._error,
             runs=self._runs,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from activities.models import ApprovalMode, Message, ModelOptions, TokenUsage
 from activities.tools.control import Selection, TodoItem
+from activities.tools.workspace import scope_folder
 
 
 class AgentStatus(StrEnum):
@@ -259,6 +260,16 @@ class AgentInput(BaseModel):
     Checked between cycles and while waiting for a person."""
     max_duration: timedelta | None = None
     """The same as a duration from the agent's start; the earlier of the two applies."""
+    workspace: str | None = None
+    """The agent's folder under the worker's workspace root, shared by every agent that
+    names it; when ``None`` a new run gets a folder of its own, named by its workflow id.
+    A sub-agent gets its parent's. Continue-as-new carries the folder the run decided
+    on (``None`` there: the whole root, for runs started before per-agent workspaces)."""
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace(cls, value: str | None) -> str | None:
+        return None if value is None else scope_folder(value)
 
     @field_validator("llm_policy", mode="before")
     @classmethod
@@ -437,6 +448,8 @@ class AgentView(BaseModel):
     """Why the last one was dropped."""
     deadline: datetime | None = None
     """The wall-clock deadline in force, if any."""
+    workspace: str | None = None
+    """The agent's folder under the worker's workspace root (``None``: the whole root)."""
 
 
 class AgentResult(BaseModel):
@@ -447,6 +460,9 @@ class AgentResult(BaseModel):
     cycles: int = 0
     usage: TokenUsage = TokenUsage()
     files: list[str] = Field(default_factory=list)
+    """Files the agent named when it finished, relative to :attr:`workspace`."""
+    workspace: str | None = None
+    """The agent's folder under the worker's workspace root (``None``: the whole root)."""
     transcript_length: int = 0
     error: str | None = None
     runs: int = 1

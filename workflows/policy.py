@@ -138,6 +138,28 @@ def sub_agents_section(sub_agents: dict[str, SubAgentSpec]) -> list[str]:
     ]
 
 
+# An agent's own folder name, in UTF-8 bytes: file systems take 255 a name.
+MAX_FOLDER_BYTES = 200
+
+
+def own_workspace(workflow_id: str) -> str:
+    """The folder of an agent that names none: its workflow id, made a safe folder name.
+
+    A workflow id is any string; the folder must be one segment that the path rules
+    accept (no ``/``, no NUL, not ``.`` or ``..``), so those characters become ``_``,
+    and short enough for a file system (255 bytes a name): a long id keeps its start
+    and gains a digest of the whole, so two long ids never share a folder.
+    """
+    name = workflow_id.replace("/", "_").replace("\x00", "_").strip()
+    if name in ("", ".", "..") or name.startswith("~"):
+        name = f"_{name}"
+    if len(name.encode("utf-8")) > MAX_FOLDER_BYTES:
+        digest = hashlib.sha256(workflow_id.encode("utf-8")).hexdigest()[:16]
+        head = name.encode("utf-8")[: MAX_FOLDER_BYTES - 17].decode("utf-8", "ignore")
+        name = f"{head}-{digest}"
+    return name
+
+
 def sub_task_input(
     parent: AgentInput,
     parent_id: str,
@@ -145,11 +167,13 @@ def sub_task_input(
     task: str,
     requirements: str | None,
     budget: Budget | None = None,
+    *,
+    workspace: str | None = None,
 ) -> AgentInput:
     """The input of a sub-agent's child workflow.
 
-    Its spec, the parent's policies, and its share of the parent's budget (see
-    :mod:`workflows.budgets`).
+    Its spec, the parent's policies, its share of the parent's budget (see
+    :mod:`workflows.budgets`) and the parent's workspace folder (``None``: the root).
     """
     budget = budget or Budget()
     spec = parent.sub_agents[agent]
@@ -173,6 +197,7 @@ def sub_task_input(
         max_tokens=budget.max_tokens,
         max_cost_usd=budget.max_cost_usd,
         deadline=budget.deadline,
+        workspace=workspace,
     )
 
 

@@ -39,8 +39,9 @@ class ToolActivities:
         workspace: Where the tools read and write.
         background: The worker's background commands; without it ``_bash`` refuses
             ``background=true``. The worker owns it and closes it at shutdown.
-        skills: The skills ``_activate_skill`` reads; the workspace's ``skills`` folder
-            when ``None``.
+        skills: The skills ``_activate_skill`` reads; the agent's own ``skills`` folder
+            when ``None``. The worker passes the root's, a library every agent shares,
+            whatever folder the agent works in.
     """
 
     def __init__(
@@ -79,9 +80,10 @@ class ToolActivities:
         """
         call = request.call
         try:
+            workspace = self._scope(request.workspace)
             # Heartbeats carry cancellation to the tool: a cancelled run stops its tools.
             async with heartbeating():
-                output = await self._run(request)
+                output = await self._run(request, workspace)
             if not isinstance(output, ToolOutput):
                 output = ToolOutput(output)
         except ToolError as err:
@@ -91,7 +93,7 @@ class ToolActivities:
             call_id=call.id, name=call.name, status=output.status, content=output.content
         )
         if len(output.content) > request.large_result_chars:
-            path, stub = await offload(self._workspace, output.content)
+            path, stub = await offload(workspace, output.content)
             result = result.model_copy(
                 update={"content": stub, "artifact": path, "artifact_chars": len(output.content)}
             )
@@ -120,14 +122,18 @@ class ToolActivities:
         stopped = await self._background.stop_run(request.workflow_id)
         return CleanupResult(released=[f"background command {s}" for s in stopped])
 
-    async def _run(self, request: ToolRequest) -> str | ToolOutput:
+    def _scope(self, folder: str | None) -> Workspace:
+        """The agent's view of the workspace: its folder, or the root for old runs."""
+        return self._workspace if folder is None else self._workspace.scoped(folder)
+
+    async def _run(self, request: ToolRequest, workspace: Workspace) -> str | ToolOutput:
         call = request.call
         tool = self._registry.get(call.name)
         if tool is None or tool.function is None or tool.kind is not ToolKind.ACTIVITY:
             raise ToolError(f"{call.name} is not a tool this worker runs", code="unknown_tool")
         args = parse_arguments(call.name, tool.args_model, call.arguments)
         context = ToolContext(
-            workspace=self._workspace,
+            workspace=workspace,
             call_id=call.id,
             idempotency_key=request.idempotency_key,
             heartbeat=activity.heartbeat,

@@ -71,6 +71,9 @@ MAX_PATH_BYTES = 900
 # S3's DeleteObjects takes at most 1,000 keys per request.
 _DELETE_BATCH = 1_000
 
+# Scoped views kept per workspace: a worker's recent agents, far beyond any one's need.
+_MAX_CHILDREN = 256
+
 _T = TypeVar("_T")
 
 
@@ -85,11 +88,30 @@ class S3Workspace:
     def __init__(self, config: ObjectStoreConfig) -> None:
         self._config = config
         self._client = config.client()
+        # Views handed out by ``scoped``, kept so each agent's calls reuse one client
+        # (and its connections) instead of building one per tool call.
+        self._children: dict[str, S3Workspace] = {}
 
     @property
     def config(self) -> ObjectStoreConfig:
         """Where the files are."""
         return self._config
+
+    def scoped(self, folder: str) -> S3Workspace:
+        """The same store under ``<prefix>/<folder>`` (see the protocol).
+
+        A prefix always exists in S3, so the view's root reads as an empty folder until
+        something is written there.
+        """
+        key = _key(folder)
+        if key == ".":
+            return self
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= _MAX_CHILDREN:  # bounded: drop the oldest view
+                del self._children[next(iter(self._children))]
+            child = self._children[key] = S3Workspace(self._config.child(key))
+        return child
 
     async def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""

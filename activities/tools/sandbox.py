@@ -11,7 +11,9 @@ command runs inside `bubblewrap <https://github.com/containers/bubblewrap>`_:
   ``LANG``, ``TERM`` and the variables a deployment declares, nothing else;
 - **a minimal file system**: the system directories read-only (``/usr``, ``/bin``,
   ``/lib*``, ``/etc`` minus its password and key files), a private ``/tmp``, and the
-  workspace at ``/workspace``, the only host tree a command can write. The worker's
+  workspace at ``/workspace``, the only host tree a command can write. For an agent
+  with a folder of its own (or a named shared one) that is the folder alone: the
+  other agents' folders are not mounted. The worker's
   home, the transcript store and every other host directory are not mounted, so they
   do not exist; the sandbox's own root is read-only, so a write above the workspace
   fails;

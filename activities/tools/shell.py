@@ -306,7 +306,7 @@ def _with_exit(output: str, code: int) -> str:
 
 
 def _working_folder(workspace: Workspace, cwd: str) -> tuple[Path, Path]:
-    """The command's folder and the workspace root.
+    """The command's folder and the workspace root (the agent's folder, when scoped).
 
     A command needs a real directory. An object store workspace has none on the worker
     (yet: a later step pins shell work to one worker and syncs the files in and out),
@@ -325,6 +325,9 @@ def _working_folder(workspace: Workspace, cwd: str) -> tuple[Path, Path]:
             f"{type(workspace).__name__}",
             code="unsupported",
         )
+    # The agent's folder (the root of its scoped view, bound alone into the sandbox) may
+    # not exist before its first write; a command runs there all the same.
+    workspace.root.mkdir(parents=True, exist_ok=True)
     folder = workspace.resolve(cwd)
     if not folder.is_dir():
         raise ToolError(f"no such folder for cwd: {cwd!r}", code="not_found")

@@ -17,6 +17,9 @@ sees the same canonical form: POSIX separators, no ``.`` or ``..``, ``"."`` for 
 root. A local workspace then resolves symlinks and checks the result again; that check
 and the use of the path are not atomic, so a workspace shared with hostile processes
 needs an OS sandbox on top.
+
+:meth:`Workspace.scoped` narrows a workspace to a folder: each agent works in its own
+(or a named shared one), and the tools, the shell and the LLM activity see only that.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -116,6 +119,18 @@ class Workspace(Protocol):
         """
         ...
 
+    def scoped(self, folder: str) -> Workspace:
+        """A view of the same storage whose root is ``folder`` (one agent's scope).
+
+        Paths inside the view obey the same rules, relative to the view's root, so
+        nothing escapes it (``../other/x`` is ``path_escape``). The folder need not
+        exist: it reads as empty and is created by the first write.
+
+        Raises:
+            ToolError: ``folder`` breaks the path rules (see :func:`normalize_path`).
+        """
+        ...
+
 
 def normalize_path(path: str) -> str:
     """The canonical workspace-relative form of a path from the model.
@@ -154,6 +169,27 @@ def normalize_path(path: str) -> str:
         else:
             parts.append(part)
     return "/".join(parts) or "."
+
+
+def scope_folder(name: str) -> str:
+    """Check the name of a workspace scope (``duragent run --workspace``).
+
+    The same rules as every path (:func:`normalize_path`), and it must name a folder
+    below the root, not the root itself.
+
+    Returns:
+        The normalised folder.
+
+    Raises:
+        ValueError: The name is empty, absolute, climbs out with ``..`` or holds NUL.
+    """
+    try:
+        folder = normalize_path(name)
+    except ToolError as err:
+        raise ValueError(f"bad workspace name {name!r}: {err}") from None
+    if folder == ".":
+        raise ValueError(f"bad workspace name {name!r}: it must name a folder, not the root")
+    return folder
 
 
 def join_path(folder: str, name: str) -> str:
@@ -216,6 +252,9 @@ class LocalWorkspace:
 
     Small files are read and written on the event loop; files over
     :data:`INLINE_IO_BYTES`, walks and recursive deletes run in a worker thread.
+
+    The root may be missing (a scoped view before its first write): it then reads as
+    an empty folder, and the first write or ``mkdir`` creates it.
     """
 
     def __init__(self, root: Path | str) -> None:
@@ -236,6 +275,14 @@ class LocalWorkspace:
                 code="path_escape",
             )
         return real
+
+    def scoped(self, folder: str) -> LocalWorkspace:
+        """The folder ``root/folder`` as a workspace of its own (see the protocol).
+
+        Resolved through :meth:`resolve`, so a symlink there that leads outside the
+        root is refused (``path_escape``).
+        """
+        return LocalWorkspace(self.resolve(folder))
 
     async def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""
@@ -259,11 +306,15 @@ class LocalWorkspace:
     async def list_dir(self, path: str) -> list[str]:
         """Entries of a folder, folders with a trailing ``/``, sorted."""
         real = self._folder(path)
+        if not real.exists():  # the root of a view nobody has written to yet
+            return []
         return sorted(p.name + ("/" if p.is_dir() else "") for p in real.iterdir())
 
     async def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
         """Size, modification time, kind and (unless told not to) line count."""
         real = self.resolve(path)
+        if real == self.root and not real.exists():
+            return FileInfo(path=".", is_dir=True, size=0, mtime=0.0)
         if not real.exists():
             raise ToolError(f"no such file or folder: {path!r}", code="not_found")
         stat = real.stat()
@@ -282,7 +333,8 @@ class LocalWorkspace:
 
     async def exists(self, path: str) -> bool:
         """Whether a file or folder exists (the path is still checked)."""
-        return self.resolve(path).exists()
+        real = self.resolve(path)
+        return real == self.root or real.exists()
 
     async def mkdir(self, path: str) -> None:
         """Create a folder and its parents; an existing folder is fine."""
@@ -329,6 +381,8 @@ class LocalWorkspace:
         real = self.resolve(start)
         if real.is_file():
             return [start]
+        if real == self.root and not real.exists():
+            return []
         if not real.is_dir():
             raise ToolError(f"no such file or folder: {path!r}", code="not_found")
         return await asyncio.to_thread(lambda: list(self._walk(real, start, include_hidden)))
@@ -359,7 +413,7 @@ class LocalWorkspace:
         real = self.resolve(path)
         if real.is_file():
             raise ToolError(f"{path!r} is a file, not a folder", code="not_a_directory")
-        if not real.is_dir():
+        if not real.is_dir() and real != self.root:
             raise ToolError(f"no such directory: {path!r}", code="not_found")
         return real
 
@@ -402,6 +456,11 @@ class MemoryWorkspace:
         """Folder path to creation time (its modification time, as far as we tell)."""
         for path, content in (files or {}).items():
             self._store(path, content.encode("utf-8") if isinstance(content, str) else content)
+
+    def scoped(self, folder: str) -> Workspace:
+        """A view of ``folder`` over the same files (see the protocol)."""
+        relative = normalize_path(folder)
+        return self if relative == "." else PrefixedWorkspace(self, relative)
 
     async def read_text(self, path: str) -> str:
         """Read a UTF-8 text file."""
@@ -535,6 +594,86 @@ class MemoryWorkspace:
             if ancestor in self._files:
                 kind = "is a file" if ancestor == relative else "has a file as a parent"
                 raise ToolError(f"{path!r} {kind}", code="not_a_directory")
+
+
+class PrefixedWorkspace:
+    """A folder of another workspace, seen as a workspace of its own.
+
+    Paths are checked against the view's root first, then looked up below the folder.
+    Errors come from the workspace underneath, so their messages name the full path.
+
+    Args:
+        inner: The workspace that holds the files.
+        folder: A normalised folder of ``inner`` (not ``"."``); it may not exist yet.
+    """
+
+    def __init__(self, inner: Workspace, folder: str) -> None:
+        self._inner = inner
+        self._folder = folder
+
+    def scoped(self, folder: str) -> Workspace:
+        """A view of a folder of this view (see the protocol)."""
+        relative = normalize_path(folder)
+        return self if relative == "." else PrefixedWorkspace(self._inner, self._full(relative))
+
+    async def read_text(self, path: str) -> str:
+        """Read a UTF-8 text file."""
+        return await self._inner.read_text(self._full(path))
+
+    async def read_bytes(self, path: str) -> bytes:
+        """Read a file as bytes."""
+        return await self._inner.read_bytes(self._full(path))
+
+    async def write_text(self, path: str, content: str, *, append: bool = False) -> int:
+        """Write (or append) text, creating parent folders; returns bytes written."""
+        return await self._inner.write_text(self._full(path), content, append=append)
+
+    async def write_bytes(self, path: str, data: bytes) -> int:
+        """Write bytes, creating parent folders; returns bytes written."""
+        return await self._inner.write_bytes(self._full(path), data)
+
+    async def list_dir(self, path: str) -> list[str]:
+        """Entries of a folder, folders with a trailing ``/``, sorted."""
+        if await self._missing_root(path):
+            return []
+        return await self._inner.list_dir(self._full(path))
+
+    async def info(self, path: str, *, count_lines: bool = True) -> FileInfo:
+        """Size, modification time, kind and (unless told not to) line count."""
+        if await self._missing_root(path):
+            return FileInfo(path=".", is_dir=True, size=0, mtime=0.0)
+        found = await self._inner.info(self._full(path), count_lines=count_lines)
+        return replace(found, path=normalize_path(path))
+
+    async def exists(self, path: str) -> bool:
+        """Whether a file or folder exists (the path is still checked)."""
+        full = self._full(path)
+        return full == self._folder or await self._inner.exists(full)
+
+    async def mkdir(self, path: str) -> None:
+        """Create a folder and its parents; an existing folder is fine."""
+        await self._inner.mkdir(self._full(path))
+
+    async def delete(self, path: str, *, recursive: bool = False) -> None:
+        """Delete a file, or a folder (a non-empty one only with ``recursive``)."""
+        if normalize_path(path) == ".":
+            raise ToolError("the workspace root cannot be deleted", code="invalid_path")
+        await self._inner.delete(self._full(path), recursive=recursive)
+
+    async def walk(self, path: str = ".", *, include_hidden: bool = True) -> list[str]:
+        """Files under a folder (or the file itself), as sorted paths of this view."""
+        if await self._missing_root(path):
+            return []
+        cut = len(self._folder) + 1
+        found = await self._inner.walk(self._full(path), include_hidden=include_hidden)
+        return [p[cut:] for p in found]
+
+    def _full(self, path: str) -> str:
+        # Normalised here first: ``..`` is judged against the view's root, not the inner one.
+        return join_path(self._folder, normalize_path(path)).removesuffix("/.")
+
+    async def _missing_root(self, path: str) -> bool:
+        return normalize_path(path) == "." and not await self._inner.exists(self._folder)
 
 
 def ancestors(relative: str, *, including_self: bool) -> list[str]:
