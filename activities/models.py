@@ -222,6 +222,9 @@ class ToolResult(BaseModel):
     artifact: str | None = None
     """Workspace path of the full output when it was too large for history."""
     artifact_chars: int | None = None
+    background: str | None = None
+    """The session id of a background command this call started: the workflow watches
+    it on the worker that runs it (see :class:`WatchRequest`)."""
 
 
 class ToolKind(StrEnum):
@@ -253,6 +256,9 @@ class ToolSpec(BaseModel):
     heartbeat_seconds: float | None = None
     max_attempts: int = 3
     """Retries for unexpected failures; validation errors never retry."""
+    host_affine: bool = False
+    """Runs on the worker that holds the agent's shell (its local copy of the files,
+    its background commands), through that worker's own task queue."""
 
 
 class ValidateArgumentsRequest(BaseModel):
@@ -304,3 +310,36 @@ class DescribeToolsResult(BaseModel):
     """Requested names that no registered tool has."""
     skills: list[SkillSummary] = Field(default_factory=list)
     """Skills in the workspace, for the system prompt (``_activate_skill`` loads one)."""
+
+
+class HostClaimRequest(BaseModel):
+    """Input of the activity that pins an agent's shell work to one worker."""
+
+    workflow_id: str
+
+
+class HostClaim(BaseModel):
+    """The worker that takes an agent's shell work: its own task queue."""
+
+    task_queue: str | None = None
+    """The worker's host queue; ``None`` when it runs none (the shared queue then)."""
+    worker: str = ""
+    """Who answered (host name and process), for operators."""
+
+
+class WatchRequest(BaseModel):
+    """Input of the activity that holds a background command for its run."""
+
+    session_id: str
+    workflow_id: str
+    workspace: str | None = None
+    """The agent's folder (as in :class:`ToolRequest`): where its last writes go back."""
+
+
+class WatchResult(BaseModel):
+    """How a watched background command ended."""
+
+    session_id: str
+    exit_code: int | None = None
+    """Its return code (negative: killed by that signal)."""
+    elapsed_seconds: float = 0.0

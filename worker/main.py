@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from activities.tools.mirror import WorkspaceMirrors
 from openai import AsyncOpenAI
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -22,6 +29,8 @@ from worker.plugin import (
     agent_workspace,
     blob_store,
     build_openai_client,
+    host_activities,
+    host_queue_name,
     precompile_workflows,
     shell_sandbox,
     worker_activities,
@@ -42,15 +51,56 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 STICKY_TIMEOUT = timedelta(seconds=3)
 
 
+# A host queue's slots: each background command holds one (an idle watch) as long as it
+# runs, so they are many; the worker's CPU, not its slots, bounds the shell work it takes.
+HOST_SLOTS = 1_000
+
+
+@dataclass(frozen=True)
+class AgentWorkers:
+    """One worker process's two Temporal workers and who they are.
+
+    ``shared`` polls the task queue of every worker (workflows and activities); ``host``
+    polls this process's own queue, ``host_queue``, where runs pinned to it send their
+    shell work (see :mod:`workflows.shell_host`).
+    """
+
+    shared: Worker
+    host: Worker
+    host_queue: str
+    identity: str
+    """``pid@host-token``: in history, the identity of each activity attempt's worker."""
+
+
+def worker_identity(task_queue: str) -> tuple[str, str]:
+    """This process's identity and host queue: unique per start, readable by operators.
+
+    A restarted worker gets a new host queue, so the runs pinned to the old one see it
+    unserved and move on, instead of finding background commands it no longer has.
+    """
+    identity = f"{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    return identity, host_queue_name(task_queue, identity)
+
+
 @asynccontextmanager
 async def agent_worker(
     client: Client, settings: Settings, *, tools: Sequence[Tool[Any]] | None = None
 ) -> AsyncIterator[Worker]:
     """Run a worker inside the block; on exit it shuts down gracefully.
 
-    The worker owns its OpenAI-compatible client and its background commands: built
-    here, closed after the last activity has finished.
+    The worker owns its OpenAI-compatible client, its background commands and its local
+    copies of object-store workspaces: built here, closed after the last activity has
+    finished. Yields the worker of the shared queue (its host queue runs beside it).
     """
+    async with agent_workers(client, settings, tools=tools) as workers:
+        yield workers.shared
+
+
+@asynccontextmanager
+async def agent_workers(
+    client: Client, settings: Settings, *, tools: Sequence[Tool[Any]] | None = None
+) -> AsyncIterator[AgentWorkers]:
+    """:func:`agent_worker`, yielding both of the process's workers (see AgentWorkers)."""
     sandbox = shell_sandbox(settings.shell)
     if sandbox.mode is SandboxMode.NONE and settings.shell.sandbox is None:
         log.warning(
@@ -58,23 +108,43 @@ async def agent_worker(
             "read this worker's files and processes; install bubblewrap, or set "
             "DURAGENT_SHELL_SANDBOX=none to run this way on purpose"
         )
-    with BackgroundCommands(sandbox=sandbox) as background:
+    with (
+        BackgroundCommands(sandbox=sandbox) as background,
+        _local_copies(settings) as mirrors,
+    ):
         async with build_openai_client(settings.llm) as llm_client:
-            worker = build_worker(client, settings, llm_client, tools=tools, background=background)
-            async with worker:
-                yield worker
+            workers = build_workers(
+                client, settings, llm_client, tools=tools, background=background, mirrors=mirrors
+            )
+            # The host queue is served before any run can claim it, and after the last
+            # shared-queue task: shell calls in flight finish within the graceful timeout.
+            async with workers.host, workers.shared:
+                yield workers
 
 
-def build_worker(
+def _local_copies(
+    settings: Settings,
+) -> contextlib.AbstractContextManager[WorkspaceMirrors | None]:
+    """Where shell commands get a folder: only an object-store workspace needs copies."""
+    if settings.workspace_store is None:
+        return contextlib.nullcontext()
+    from activities.tools.mirror import WorkspaceMirrors  # TODO top-level
+
+    return contextlib.closing(WorkspaceMirrors())
+
+
+def build_workers(
     client: Client,
     settings: Settings,
     llm_client: AsyncOpenAI,
     *,
     tools: Sequence[Tool[Any]] | None = None,
     background: BackgroundCommands | None = None,
-) -> Worker:
-    """A worker for the agent workflow and its activities, with the duragent plugin."""
+    mirrors: WorkspaceMirrors | None = None,
+) -> AgentWorkers:
+    """The worker for the agent workflow and its activities, and its host-queue worker."""
     precompile_workflows()
+    identity, host_queue = worker_identity(settings.task_queue)
     activities = worker_activities(
         client=llm_client,
         workspace=agent_workspace(settings),
@@ -83,20 +153,36 @@ def build_worker(
         store=blob_store(settings),
         families=settings.model_families,
         prices=settings.prices,
+        mirrors=mirrors,
+        host_queue=host_queue,
+        worker=identity,
     )
     # A client made by ``worker.client.connect`` carries the plugin already, and the
     # worker inherits it; a plugin given twice would register the workflow twice.
     has_plugin = any(isinstance(p, DuragentPlugin) for p in client.config()["plugins"])
-    return Worker(
+    plugins = [] if has_plugin else [DuragentPlugin()]
+    shared = Worker(
         client,
         task_queue=settings.task_queue,
         activities=activities,
-        plugins=[] if has_plugin else [DuragentPlugin()],
+        plugins=plugins,
         interceptors=worker_interceptors(settings),
+        identity=identity,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
         max_cached_workflows=settings.max_cached_workflows,
     )
+    host = Worker(
+        client,
+        task_queue=host_queue,
+        activities=host_activities(activities),
+        plugins=plugins,
+        interceptors=worker_interceptors(settings),
+        identity=identity,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_concurrent_activities=HOST_SLOTS,
+    )
+    return AgentWorkers(shared=shared, host=host, host_queue=host_queue, identity=identity)
 
 
 async def run_worker(client: Client, settings: Settings) -> None:

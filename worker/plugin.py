@@ -13,12 +13,12 @@ import py_compile
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import Interceptor
+from temporalio.worker import Interceptor, WorkerConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.boundary import ActivityBoundary
@@ -70,8 +70,12 @@ PASSTHROUGH_MODULES = (
     "workflows.outage",
     "workflows.policy",
     "workflows.search_attributes",
+    "workflows.shell_host",
     "workflows.telemetry",
 )
+
+if TYPE_CHECKING:
+    from activities.tools.mirror import WorkspaceMirrors
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -101,6 +105,15 @@ def precompile_workflows(workflows: Sequence[type] = (AgentWorkflow,)) -> None:
             logger.debug("no bytecode written for %s: %s", source, err)
 
 
+HOST_QUEUE_MARK = "/host/"
+"""What names a worker's own task queue: ``<task queue>/host/<worker identity>``."""
+
+
+def host_queue_name(task_queue: str, identity: str) -> str:
+    """The host queue of the worker ``identity`` (see :mod:`workflows.shell_host`)."""
+    return f"{task_queue}{HOST_QUEUE_MARK}{identity}"
+
+
 class DuragentPlugin(SimplePlugin):
     """Pydantic data converter, the agent workflow and the handler input guard.
 
@@ -118,6 +131,13 @@ class DuragentPlugin(SimplePlugin):
             # Malformed signal/update input is dropped or rejected, never a failed task.
             interceptors=[HandlerInputGuard()],
         )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Register the workflows, except on a host queue: it serves shell activities only."""
+        config = super().configure_worker(config)
+        if HOST_QUEUE_MARK in config.get("task_queue", ""):
+            config["workflows"] = []
+        return config
 
 
 def build_openai_client(llm: LLMSettings) -> AsyncOpenAI:
@@ -202,8 +222,14 @@ def worker_activities(
     store: Path | BlobStore | None = None,
     families: ModelFamilies | None = None,
     prices: PriceTable | None = None,
+    mirrors: WorkspaceMirrors | None = None,
+    host_queue: str | None = None,
+    worker: str = "",
 ) -> list[Callable[..., Any]]:
     """Build the activity objects once and return their activity methods.
+
+    :func:`host_activities` picks, from what this returns, those the worker's host
+    queue serves.
 
     Args:
         client: The OpenAI-compatible client (``max_retries=0``).
@@ -217,6 +243,9 @@ def worker_activities(
             carries its whole transcript.
         families: Model-family defaults (the built-in table when ``None``).
         prices: The price table for ``usage.cost_usd`` (the built-in one when ``None``).
+        mirrors: Local copies of object-store workspaces, where shell commands run.
+        host_queue: The worker's own task queue, where runs send their shell work.
+        worker: Who the worker is (its identity), told to the runs it takes shell work for.
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
     if isinstance(workspace, Path):
@@ -234,7 +263,13 @@ def worker_activities(
     )
     memory = MemoryActivities(client, transcripts=transcripts, families=families, prices=prices)
     tool_activities = ToolActivities(
-        registry, workspace, background=background, skills=Skills(workspace)
+        registry,
+        workspace,
+        background=background,
+        skills=Skills(workspace),
+        mirrors=mirrors,
+        host_queue=host_queue,
+        worker=worker,
     )
     return [
         llm.chat,
@@ -243,4 +278,24 @@ def worker_activities(
         tool_activities.run_tool,
         tool_activities.validate_arguments,
         tool_activities.cleanup,
+        tool_activities.claim_host,
+        tool_activities.watch_background,
+    ]
+
+
+# What a host queue serves: shell calls, and the watches of background commands.
+_HOST_ACTIVITIES = ("run_tool", "watch_background")
+
+
+def host_activities(activities: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """Of :func:`worker_activities`' result, those the worker's host queue serves.
+
+    The same bound methods, so the host queue and the shared one share one set of
+    background commands and local copies.
+    """
+    return [
+        a
+        for a in activities
+        if isinstance(getattr(a, "__self__", None), ToolActivities)
+        and getattr(a, "__name__", "") in _HOST_ACTIVITIES
     ]

@@ -85,6 +85,7 @@ with workflow.unsafe.imports_passed_through():
         UsageView,
     )
     from workflows.outage import OutageRider
+    from workflows.shell_host import ShellHost
 
 WORKFLOW_NAME = "AgentWorkflow"
 ACTIVATE_SKILL = "_activate_skill"
@@ -158,6 +159,7 @@ class AgentWorkflow:
         self._last_activity = workflow.now()
         self._budget = budgets.Budget.of(input, carry.started_at)
         self._outage = OutageRider(input.llm_policy, self._on_outage, self._fail)
+        self._shell = ShellHost(carry.shell)
         self._dropped = 0
         self._last_dropped: str | None = None
         self._workspace = input.workspace
@@ -174,6 +176,7 @@ class AgentWorkflow:
         """Run cycles until the agent finishes, fails, is cancelled or runs out of cycles."""
         self._workspace = self._decide_workspace()
         await self._load_tools()
+        self._shell.resume(self._workspace)
         try:
             while self._status is AgentStatus.RUNNING:
                 if policy.cycles_exhausted(self._cycle_count, input.max_cycles):
@@ -196,6 +199,10 @@ class AgentWorkflow:
         except asyncio.CancelledError:
             await self._clean_up_after_cancel()
             raise
+        except ApplicationError:  # the run fails: its background commands stop first
+            await self._shell.release()
+            raise
+        await self._shell.release()
         return self._result()
 
     # --- queries -------------------------------------------------------------------
@@ -220,6 +227,7 @@ class AgentWorkflow:
             last_dropped=self._last_dropped,
             deadline=self._budget.deadline,
             workspace=self._workspace,
+            shell=self._shell.carry(),
         )
 
     @workflow.query(name="transcript")
@@ -657,6 +665,8 @@ class AgentWorkflow:
             large_result_chars=self._input.memory.large_result_chars,
             workspace=self._workspace,
         )
+        if self._shell.applies(spec):
+            return await self._shell.run(request, spec)
         try:
             return await workflow.execute_activity_method(
                 ToolActivities.run_tool,
@@ -872,6 +882,7 @@ class AgentWorkflow:
             prompt_tokens=self._prompt_tokens,
             transcript_ref=self._transcript_ref,
             sent=self._sent,
+            shell=self._shell.carry(),
         )
         workflow.logger.info("continuing as new after %d cycles", self._cycle_count)
         # The folder decided at the start rides along: the next run must not decide again.
@@ -926,6 +937,7 @@ class AgentWorkflow:
         self._cancel_reason = workflow.cancellation_reason() or "cancelled"
         self._question, self._approvals, self._decisions = None, {}, {}
         self._set_status(AgentStatus.CANCELLED)
+        await self._shell.release()
         # The cancel was delivered to the run's task once; new work may still be scheduled,
         # so the cleanup runs to completion before the run is marked Canceled.
         cleaned = await workflow.execute_activity_method(

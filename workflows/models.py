@@ -163,6 +163,42 @@ class HistoryPolicy(BaseModel):
     the naive design, kept to measure it against (``bench/long_run.py``)."""
 
 
+class BackgroundState(StrEnum):
+    """Where a background command stands, as its run knows it."""
+
+    RUNNING = "running"
+    ENDED = "ended"
+    """It exited (``exit_code``; negative when a signal ended it, e.g. the agent's
+    ``_stop_background_command``)."""
+    STOPPED = "stopped"
+    """The run ended (finished, failed or cancelled) and stopped it."""
+    LOST = "lost"
+    """Its worker died or left: the command died with it."""
+
+
+class BackgroundSession(BaseModel):
+    """A background command a run started, and the worker it runs on."""
+
+    session_id: str
+    host: str
+    """The host queue of the worker that runs it."""
+    command: str = ""
+    state: BackgroundState = BackgroundState.RUNNING
+    exit_code: int | None = None
+    error: str | None = None
+    """Why it was lost."""
+
+
+class ShellCarry(BaseModel):
+    """The shell's pin and background commands, carried across continue-as-new."""
+
+    host: str | None = None
+    """The host queue the run's shell work is pinned to; ``None``: not pinned yet."""
+    worker: str = ""
+    """Who that is (host name and process)."""
+    background: list[BackgroundSession] = Field(default_factory=list)
+
+
 class CarryState(BaseModel):
     """What a run hands to the next one when it continues as new."""
 
@@ -185,6 +221,8 @@ class CarryState(BaseModel):
     transcript_ref: str | None = None
     sent: int = 0
     """Messages of ``transcript`` already in the store under ``transcript_ref``."""
+    shell: ShellCarry | None = None
+    """Where the agent's shell work runs, and its background commands."""
 
 
 class SubAgentSpec(BaseModel):
@@ -450,6 +488,8 @@ class AgentView(BaseModel):
     """The wall-clock deadline in force, if any."""
     workspace: str | None = None
     """The agent's folder under the worker's workspace root (``None``: the whole root)."""
+    shell: ShellCarry | None = None
+    """The worker its shell work is pinned to and its background commands."""
 
 
 class AgentResult(BaseModel):

@@ -1,8 +1,19 @@
-"""The tool activities: list the worker's tools, and run one tool call."""
+"""The tool activities: list the worker's tools, run one tool call, hold the shell.
+
+Shell work is host-affine: a worker runs a second Temporal worker on a task queue of its
+own (its *host queue*, see ``worker.main``). ``claim_host`` tells a run which that is,
+the workflow sends the agent's shell calls there, and ``watch_background`` holds each
+background command there for as long as it runs, so Temporal notices when the worker
+that runs it dies (Temporal's pattern for worker-specific task queues).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING
+
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import ToolError
 from activities.heartbeat import heartbeating
@@ -11,12 +22,16 @@ from activities.models import (
     CleanupResult,
     DescribeToolsRequest,
     DescribeToolsResult,
+    HostClaim,
+    HostClaimRequest,
     SkillSummary,
     ToolKind,
     ToolRequest,
     ToolResult,
     ValidateArgumentsRequest,
     ValidateArgumentsResult,
+    WatchRequest,
+    WatchResult,
 )
 from activities.tools.artifacts import offload
 from activities.tools.background import BackgroundCommands
@@ -27,8 +42,15 @@ from activities.tools.registry import (
     error_result,
     parse_arguments,
 )
+from activities.tools.shell import sync_back
 from activities.tools.skills import Skills
 from activities.tools.workspace import Workspace
+
+if TYPE_CHECKING:
+    from activities.tools.mirror import WorkspaceMirrors
+
+BACKGROUND_LOST = "BackgroundLost"
+"""Failure type of a watch whose command this worker does not know."""
 
 
 class ToolActivities:
@@ -42,6 +64,11 @@ class ToolActivities:
         skills: The skills ``_activate_skill`` reads; the agent's own ``skills`` folder
             when ``None``. The worker passes the root's, a library every agent shares,
             whatever folder the agent works in.
+        mirrors: Local copies of object-store workspaces for shell commands; without
+            it ``_bash`` refuses on such a workspace. The worker owns and closes it.
+        host_queue: This worker's own task queue, where runs send their shell work
+            (see the module); ``None`` when the worker runs none.
+        worker: Who this worker is (host and process), for operators.
     """
 
     def __init__(
@@ -51,11 +78,17 @@ class ToolActivities:
         *,
         background: BackgroundCommands | None = None,
         skills: Skills | None = None,
+        mirrors: WorkspaceMirrors | None = None,
+        host_queue: str | None = None,
+        worker: str = "",
     ) -> None:
         self._registry = registry
         self._workspace = workspace
         self._background = background
         self._skills = skills
+        self._mirrors = mirrors
+        self._host_queue = host_queue
+        self._worker = worker
 
     @activity.defn(name="duragent.describe_tools")
     async def describe_tools(self, request: DescribeToolsRequest) -> DescribeToolsResult:
@@ -83,14 +116,18 @@ class ToolActivities:
             workspace = self._scope(request.workspace)
             # Heartbeats carry cancellation to the tool: a cancelled run stops its tools.
             async with heartbeating():
-                output = await self._run(request, workspace)
+                output = await self._run(request)
             if not isinstance(output, ToolOutput):
                 output = ToolOutput(output)
         except ToolError as err:
             activity.logger.info("tool %s failed: %s", call.name, err)
             return error_result(call, err)
         result = ToolResult(
-            call_id=call.id, name=call.name, status=output.status, content=output.content
+            call_id=call.id,
+            name=call.name,
+            status=output.status,
+            content=output.content,
+            background=output.background,
         )
         if len(output.content) > request.large_result_chars:
             path, stub = await offload(workspace, output.content)
@@ -122,22 +159,65 @@ class ToolActivities:
         stopped = await self._background.stop_run(request.workflow_id)
         return CleanupResult(released=[f"background command {s}" for s in stopped])
 
+    @activity.defn(name="duragent.claim_host")
+    async def claim_host(self, request: HostClaimRequest) -> HostClaim:
+        """Name this worker's host queue: the run sends its shell work there from now on."""
+        activity.logger.info("%s: shell work pinned to %s", request.workflow_id, self._worker)
+        return HostClaim(task_queue=self._host_queue, worker=self._worker)
+
+    @activity.defn(name="duragent.watch_background")
+    async def watch_background(self, request: WatchRequest) -> WatchResult:
+        """Hold a background command until it ends; it runs on the command's host queue.
+
+        Heartbeats while the command runs, so a dead worker is a heartbeat timeout in the
+        run. Cancelled by the run (it stops the command, or ended), it stops the command;
+        cancelled because the run is gone (continued as new, terminated), it lets go and
+        the command waits a while for the next run's watch.
+        """
+        background = self._background
+        if background is None:
+            raise ApplicationError("this worker runs no background commands", non_retryable=True)
+        try:
+            status = await background.watch(request.session_id, activity.heartbeat)
+        except ToolError as err:  # not known here: lost with a worker that was replaced
+            raise ApplicationError(str(err), type=BACKGROUND_LOST, non_retryable=True) from None
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is not None and details.not_found:
+                background.detach(request.session_id)
+            else:
+                await background.stop(request.session_id)
+            raise
+        try:  # its last writes reach the store even if nobody checks it again
+            await sync_back(self._context(request.workflow_id, request.workspace))
+        except Exception as err:  # a check or the next command syncs again
+            activity.logger.warning("could not sync back after %s: %s", request.session_id, err)
+        return WatchResult(
+            session_id=request.session_id,
+            exit_code=status.exit_code,
+            elapsed_seconds=status.elapsed_seconds,
+        )
+
     def _scope(self, folder: str | None) -> Workspace:
         """The agent's view of the workspace: its folder, or the root for old runs."""
         return self._workspace if folder is None else self._workspace.scoped(folder)
 
-    async def _run(self, request: ToolRequest, workspace: Workspace) -> str | ToolOutput:
+    async def _run(self, request: ToolRequest) -> str | ToolOutput:
         call = request.call
         tool = self._registry.get(call.name)
         if tool is None or tool.function is None or tool.kind is not ToolKind.ACTIVITY:
             raise ToolError(f"{call.name} is not a tool this worker runs", code="unknown_tool")
         args = parse_arguments(call.name, tool.args_model, call.arguments)
-        context = ToolContext(
-            workspace=workspace,
-            call_id=call.id,
-            idempotency_key=request.idempotency_key,
+        context = self._context(call.id, request.workspace, key=request.idempotency_key)
+        return await tool.function(args, context)
+
+    def _context(self, call_id: str, folder: str | None, *, key: str = "") -> ToolContext:
+        return ToolContext(
+            workspace=self._scope(folder),
+            call_id=call_id,
+            idempotency_key=key,
             heartbeat=activity.heartbeat,
             background=self._background,
             skills=self._skills,
+            mirrors=self._mirrors,
         )
-        return await tool.function(args, context)

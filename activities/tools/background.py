@@ -12,13 +12,16 @@ What this module does, and what it leaves to the workflow:
   it: build it once, hand it to :class:`~activities.tools.activity.ToolActivities`,
   and :meth:`BackgroundCommands.close` it at shutdown, which stops every command still
   running (its whole process group).
+- **Held by its run.** The workflow watches each command it starts with a long-running
+  heartbeating activity on this worker (:meth:`BackgroundCommands.watch`), so Temporal
+  sees when the worker dies: the run then tells the model ``lost``, and the command is
+  gone too (it dies with its worker: bubblewrap's ``--die-with-parent``, or a
+  parent-death signal). A run that closes while its command runs (it continued as new,
+  or was terminated) lets go of it (:meth:`BackgroundCommands.detach`): the next run
+  watches it again within :data:`DETACH_GRACE_SECONDS`, or it is stopped.
 - **Lost with its worker.** A session id this worker does not know (the worker was
   restarted, or the check landed on another worker) is reported as a ``ToolError``
   with code ``lost``: the model learns the command is gone and can start it again.
-  Durability across worker restarts, a heartbeating activity tied to the run that
-  keeps a command on its worker and reports it ``lost`` when that worker dies, is
-  wired by the workflow later; the checks are routed to the worker that started the
-  command then.
 - **A cancelled run's commands stop.** :meth:`BackgroundCommands.stop_run` stops
   what one workflow started; the tool activities' cleanup calls it.
 - **Retries start nothing twice.** The session id is derived from the call's
@@ -31,6 +34,7 @@ What this module does, and what it leaves to the workflow:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import os
@@ -39,6 +43,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +63,12 @@ MAX_OUTPUT_CHARS = 30_000
 """Output of a finished command, head and tail kept."""
 RECENT_OUTPUT_CHARS = 4_000
 """Output shown for a running command: its latest lines are what a model checks for."""
+DETACH_GRACE_SECONDS = 60.0
+"""How long a command whose run closed waits to be watched again (by the run that
+continued it) before it is stopped: longer than a continue-as-new takes, short enough
+that a terminated agent's server does not linger."""
+WATCH_POLL_SECONDS = 1.0
+"""How often a watch looks whether its command has ended (a Popen has no awaitable exit)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,10 @@ class _Session:
     ended: float | None = None
     """When the shell was first seen ended (monotonic clock)."""
     group_gone: bool = False
+    watchers: int = 0
+    """Watch activities holding the command now."""
+    reaper: asyncio.Task[None] | None = None
+    """Stops the command unless a watch comes back (see ``detach``)."""
 
 
 class BackgroundCommands:
@@ -197,6 +212,48 @@ class BackgroundCommands:
         session.process.wait()  # killed by now; this only reaps it
         return self.status(session_id)
 
+    async def watch(
+        self, session_id: str, heartbeat: Callable[[], None], *, every: float = WATCH_POLL_SECONDS
+    ) -> BackgroundStatus:
+        """Hold a command until it ends, heartbeating meanwhile; returns how it ended.
+
+        A watch that starts while the command waits to be stopped after its run closed
+        (see :meth:`detach`) keeps it running.
+
+        Raises:
+            ToolError: ``lost`` when this worker does not know the session.
+        """
+        session = self._session(session_id)
+        session.watchers += 1
+        if session.reaper is not None:
+            session.reaper.cancel()
+            session.reaper = None
+        try:
+            while session.process.poll() is None:
+                heartbeat()
+                await asyncio.sleep(every)
+        finally:
+            session.watchers -= 1
+        return self.status(session_id)
+
+    def detach(self, session_id: str, grace: float = DETACH_GRACE_SECONDS) -> None:
+        """The run watching a command closed: stop it after ``grace`` unless watched again.
+
+        Called when a watch is cancelled because its run is gone (continued as new, or
+        terminated), not because the run asked for the command to stop.
+        """
+        session = self._sessions.get(session_id)
+        if session is None or session.watchers > 0 or session.reaper is not None:
+            return
+        session.reaper = asyncio.get_running_loop().create_task(self._reap(session_id, grace))
+
+    async def _reap(self, session_id: str, grace: float) -> None:
+        await asyncio.sleep(grace)
+        session = self._sessions.get(session_id)
+        if session is not None and session.watchers == 0:
+            session.reaper = None
+            await self.stop(session_id)
+
     async def stop_run(self, workflow_id: str) -> list[str]:
         """Stop the commands a run started (their keys are ``workflow_id:call_id``).
 
@@ -216,6 +273,8 @@ class BackgroundCommands:
     def close(self) -> None:
         """Stop every command still running and remove a temporary output folder."""
         for session in self._sessions.values():
+            if session.reaper is not None:
+                session.reaper.cancel()
             if not session.group_gone:
                 stop_group_blocking(session.process.pid)
                 session.group_gone = True

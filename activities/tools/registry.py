@@ -25,6 +25,10 @@ What a tool declares, and who acts on it:
   ``command`` argument is flagged by
   :func:`~activities.tools.dangerous.is_dangerous_command`); the workflow asks, the
   tool never sees the difference.
+- ``host_affine``: the call runs on the worker that holds the agent's shell (its
+  background commands, its local copy of an object-store workspace), through that
+  worker's own task queue; the workflow pins the agent to one worker on its first such
+  call and moves it only when that worker is gone.
 
 A tool returns text for the model, or a :class:`ToolOutput` to report another status
 (``running`` for work that goes on in the background). It raises
@@ -52,6 +56,7 @@ from activities.tools.workspace import Workspace
 
 if TYPE_CHECKING:
     from activities.tools.background import BackgroundCommands
+    from activities.tools.mirror import WorkspaceMirrors
     from activities.tools.skills import Skills
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
@@ -80,6 +85,9 @@ class ToolContext:
     """The worker's background commands; ``None`` when the worker runs none."""
     skills: Skills | None = None
     """The worker's skills; ``None`` means the ``skills`` folder of the workspace."""
+    mirrors: WorkspaceMirrors | None = None
+    """Local copies of object-store workspaces, where shell commands run; ``None``
+    when the worker keeps none."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,9 @@ class ToolOutput:
     """What the model reads."""
     status: ToolStatus = ToolStatus.SUCCESS
     """E.g. ``running`` when the work goes on in the background."""
+    background: str | None = None
+    """The session id of a background command the call started (the workflow then
+    watches it on this worker)."""
 
 
 ToolFunction = Callable[[ArgsT, ToolContext], Awaitable[str | ToolOutput]]
@@ -113,6 +124,8 @@ class Tool(Generic[ArgsT]):
     """Attempts on unexpected failures (a ``ToolError`` is never retried)."""
     approval: ApprovalMode = ApprovalMode.NEVER
     """Whether a call waits for a person's approval (applied by the workflow)."""
+    host_affine: bool = False
+    """Whether calls run on the worker that holds the agent's shell (see the module)."""
 
     def spec(self) -> ToolSpec:
         """The scheduling policy the workflow needs."""
@@ -123,6 +136,7 @@ class Tool(Generic[ArgsT]):
             start_to_close_seconds=self.timeout.total_seconds(),
             heartbeat_seconds=self.heartbeat.total_seconds() if self.heartbeat else None,
             max_attempts=self.max_attempts,
+            host_affine=self.host_affine,
         )
 
     def openai_schema(self) -> dict[str, Any]:
@@ -146,6 +160,7 @@ def tool(
     heartbeat: timedelta | None = None,
     max_attempts: int = 3,
     approval: ApprovalMode = ApprovalMode.NEVER,
+    host_affine: bool = False,
 ) -> Callable[[ToolFunction[ArgsT]], Tool[ArgsT]]:
     """Declare a tool from a typed async function ``(args: Model, ctx: ToolContext)``.
 
@@ -156,6 +171,8 @@ def tool(
         max_attempts: Attempts on unexpected failures; 1 when a side effect must not
             repeat.
         approval: Whether a call waits for a person's approval.
+        host_affine: Run on the worker that holds the agent's shell (commands, the
+            local copy of its files) rather than on any worker.
 
     Returns:
         A decorator that turns the function into a :class:`Tool`.
@@ -171,6 +188,7 @@ def tool(
             heartbeat=heartbeat,
             max_attempts=max_attempts,
             approval=approval,
+            host_affine=host_affine,
         )
 
     return wrap

@@ -1,8 +1,9 @@
 """The shell tool, ``_bash``, and the tools that follow its background commands.
 
-A command runs with ``/bin/bash -c`` in a folder of a local workspace (an object store
-workspace has no folder to run in: ``_bash`` refuses there), as the leader of
-its own process group, inside the worker's sandbox (:mod:`activities.tools.sandbox`:
+A command runs with ``/bin/bash -c`` in a folder of a local workspace, or of the worker's
+local copy of an object-store workspace (:mod:`activities.tools.mirror`: brought up to
+date before the command, what it changed sent back after), as the leader of its own
+process group, inside the worker's sandbox (:mod:`activities.tools.sandbox`:
 bubblewrap, with an allowlist environment, its own process namespace and the
 workspace its only writable tree). The activity heartbeats while it runs. Whatever
 way the call ends (the command exits, its timeout passes, or the activity is
@@ -15,6 +16,10 @@ before running a command that :func:`~activities.tools.dangerous.is_dangerous_co
 flags; that check is a convenience, the sandbox is the boundary. It runs at most once
 per call (``max_attempts=1``): a command's side effects are not known to be safe to
 repeat after a worker died mid-way.
+
+All three tools are ``host_affine``: the workflow runs them on the worker that holds the
+agent's shell, through that worker's own task queue, so a background command is checked
+and stopped where it runs, and the local copy of an object-store workspace stays warm.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +42,9 @@ from activities.tools.objectstore_workspace import S3Workspace
 from activities.tools.registry import ToolContext, ToolOutput, tool
 from activities.tools.sandbox import ShellSandbox
 from activities.tools.workspace import LocalWorkspace, Workspace
+
+if TYPE_CHECKING:
+    from activities.tools.mirror import SyncReport
 
 MAX_TIMEOUT_SECONDS = 600
 """Longest a foreground command may run; longer work belongs in the background."""
@@ -108,6 +117,7 @@ class CommandResult:
     heartbeat=timedelta(seconds=10),
     max_attempts=1,
     approval=ApprovalMode.DANGEROUS_COMMAND,
+    host_affine=True,
 )
 async def bash(args: BashArgs, ctx: ToolContext) -> str | ToolOutput:
     """Run a shell command with /bin/bash -c in the workspace; returns output and exit code.
@@ -116,13 +126,15 @@ async def bash(args: BashArgs, ctx: ToolContext) -> str | ToolOutput:
     command is stopped after timeout_seconds, and whatever it leaves running is stopped
     when it returns: start servers and long jobs with background=true.
     """
-    cwd, root = _working_folder(ctx.workspace, args.cwd)
-    if args.background:
-        commands = _background(ctx)
+    commands = _background(ctx) if args.background else None
+    cwd, root = await _working_folder(ctx, args.cwd)
+    if commands is not None:
         started = commands.start(
             args.command, cwd=cwd, root=root, key=ctx.idempotency_key, stdin=args.stdin
         )
-        return ToolOutput(_started_text(started), status=ToolStatus.RUNNING)
+        return ToolOutput(
+            _started_text(started), status=ToolStatus.RUNNING, background=started.session_id
+        )
     result = await run_command(
         args.command,
         cwd=cwd,
@@ -134,6 +146,7 @@ async def bash(args: BashArgs, ctx: ToolContext) -> str | ToolOutput:
         sandbox=ctx.background.sandbox if ctx.background is not None else ShellSandbox(),
         heartbeat=ctx.heartbeat,
     )
+    synced = await sync_back(ctx)
     if result.timed_out:
         raise ToolError(
             f"timed out after {args.timeout_seconds:g} s: the command and every process it "
@@ -142,13 +155,14 @@ async def bash(args: BashArgs, ctx: ToolContext) -> str | ToolOutput:
             f"{MAX_TIMEOUT_SECONDS}).",
             code="timeout",
         )
-    return _with_exit(result.output, result.exit_code)
+    return _with_exit(result.output, result.exit_code) + _sync_note(synced)
 
 
 @tool(
     name="_check_background_command",
     timeout=timedelta(seconds=MAX_CHECK_WAIT_SECONDS + 30),
     heartbeat=timedelta(seconds=10),
+    host_affine=True,
 )
 async def check_background_command(args: CheckBackgroundArgs, ctx: ToolContext) -> ToolOutput:
     """Check a command started with _bash(background=true).
@@ -165,14 +179,18 @@ async def check_background_command(args: CheckBackgroundArgs, ctx: ToolContext) 
         ctx.heartbeat()
         await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
         status = commands.status(args.session_id)
-    return _status_output(status)
+    # What the command wrote so far becomes visible to the file tools on every worker.
+    synced = await sync_back(ctx)
+    output = _status_output(status)
+    return ToolOutput(output.content + _sync_note(synced), status=output.status)
 
 
-@tool(name="_stop_background_command", timeout=timedelta(seconds=30))
+@tool(name="_stop_background_command", timeout=timedelta(seconds=30), host_affine=True)
 async def stop_background_command(args: StopBackgroundArgs, ctx: ToolContext) -> str:
     """Stop a command started with _bash(background=true), and every process it started."""
     status = await _background(ctx).stop(args.session_id)
-    return _status_output(status).content
+    synced = await sync_back(ctx)
+    return _status_output(status).content + _sync_note(synced)
 
 
 async def run_command(
@@ -305,33 +323,59 @@ def _with_exit(output: str, code: int) -> str:
     return f"{text}{'' if text.endswith(chr(10)) else chr(10)}[{describe_exit(code)}]"
 
 
-def _working_folder(workspace: Workspace, cwd: str) -> tuple[Path, Path]:
+async def _working_folder(ctx: ToolContext, cwd: str) -> tuple[Path, Path]:
     """The command's folder and the workspace root (the agent's folder, when scoped).
 
-    A command needs a real directory. An object store workspace has none on the worker
-    (yet: a later step pins shell work to one worker and syncs the files in and out),
-    so ``_bash`` refuses there and the file tools remain.
+    A command needs a real directory: a local workspace's own, or this worker's copy of
+    an object-store workspace, brought up to date first (changes go back after the
+    command, see :func:`sync_back`).
     """
-    if isinstance(workspace, S3Workspace):
+    workspace = ctx.workspace
+    if isinstance(workspace, LocalWorkspace):
+        # The agent's folder (the root of its scoped view, bound alone into the sandbox)
+        # may not exist before its first write; a command runs there all the same.
+        workspace.root.mkdir(parents=True, exist_ok=True)
+        local = workspace
+    elif ctx.mirrors is not None:
+        local = LocalWorkspace(await ctx.mirrors.pull(workspace, mirror_key(workspace)))
+    else:
+        where = (
+            f"an object store ({workspace.config.url})"
+            if isinstance(workspace, S3Workspace)
+            else f"a {type(workspace).__name__}"
+        )
         raise ToolError(
-            "shell commands need a local or shared-volume workspace; this worker's is an "
-            f"object store ({workspace.config.url}). Use the file tools (_read_file, "
-            "_write_file, _list_files, _workspace_grep) instead.",
+            f"shell commands need a local folder, and this worker's workspace is {where} "
+            "with no local copy for commands. Use the file tools (_read_file, _write_file, "
+            "_list_files, _workspace_grep) instead.",
             code="unsupported",
         )
-    if not isinstance(workspace, LocalWorkspace):
-        raise ToolError(
-            "shell commands need a local or shared-volume workspace; this worker's is a "
-            f"{type(workspace).__name__}",
-            code="unsupported",
-        )
-    # The agent's folder (the root of its scoped view, bound alone into the sandbox) may
-    # not exist before its first write; a command runs there all the same.
-    workspace.root.mkdir(parents=True, exist_ok=True)
-    folder = workspace.resolve(cwd)
+    folder = local.resolve(cwd)
     if not folder.is_dir():
         raise ToolError(f"no such folder for cwd: {cwd!r}", code="not_found")
-    return folder, workspace.root
+    return folder, local.root
+
+
+async def sync_back(ctx: ToolContext) -> SyncReport | None:
+    """Send what commands changed in a local copy back to the object store, if any."""
+    if isinstance(ctx.workspace, LocalWorkspace) or ctx.mirrors is None:
+        return None
+    return await ctx.mirrors.push(ctx.workspace, mirror_key(ctx.workspace))
+
+
+def mirror_key(workspace: Workspace) -> str:
+    """Which local copy a workspace has: its store and prefix (one agent's folder)."""
+    if isinstance(workspace, S3Workspace):
+        return workspace.config.url
+    return f"{type(workspace).__name__}-{id(workspace):x}"
+
+
+def _sync_note(report: SyncReport | None) -> str:
+    """A line for the model when files could not go back as they are."""
+    if report is None or not (report.skipped or report.conflicts):
+        return ""
+    notes = [*report.skipped, *report.conflicts][:10]
+    return "\n[workspace sync: " + "; ".join(notes) + "]"
 
 
 def _background(ctx: ToolContext) -> BackgroundCommands:
