@@ -9,6 +9,7 @@ replays every committed file, so a change that would break running agents fails 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sys
 import tempfile
@@ -257,11 +258,65 @@ async def record_reference_v4(name: str) -> list[Path]:
     return paths
 
 
+def _session(agent_id: str, cycle: int, step: int) -> str:
+    """The session id of the background command a scripted step starts."""
+    key = f"{agent_id}:{cycle}:call_{step}_0"
+    return "bg-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+# Version 5 adds shell work pinned to a worker: the claim, a background command and its
+# watch, a foreground command and a check on the host queue, the command carried across
+# a continue-as-new and watched again, then stopped.
+def reference_v5_steps(agent_id: str) -> list[dict[str, Any]]:
+    """The version 5 scenario's steps (session ids follow from the agent id)."""
+    session = _session(agent_id, 1, 0)
+    return [
+        _call("_bash", command="echo up; sleep 60", background=True),
+        _call("_bash", command="echo foreground"),
+        _call("_check_background_command", session_id=session),
+        *[_call("_list_files") for _ in range(8)],
+        _call("_check_background_command", session_id=session),
+        _call("_stop_background_command", session_id=session),
+        _call("_task_finish", message="done"),
+    ]
+
+
+async def record_reference_v5(name: str) -> list[Path]:
+    """Run the version 5 scenario; save the first and the last run's histories."""
+    scripts = [{"name": "ref5", "match": "[reference v5]", "steps": reference_v5_steps(name)}]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
+            client = env.client
+            async with agent_worker(client, env.settings):
+                input = AgentInput(
+                    task="[reference v5] a shell on one worker",
+                    model="scripted",
+                    history=HistoryPolicy(max_events=100),
+                )
+                handle = await start_agent(client, input, task_queue="record", agent_id=name)
+                result = await handle.result()
+                assert result.status is AgentStatus.COMPLETED, result
+                assert result.runs >= 2, "the scenario must continue as new"
+                transcript = await handle.query(AgentWorkflow.transcript)
+                checks = [
+                    m.content or "" for m in transcript.messages if m.name and "check" in m.name
+                ]
+                assert checks and all("running" in c for c in checks), checks
+            assert handle.result_run_id is not None
+            first = client.get_workflow_handle(name, run_id=handle.result_run_id)
+            runs = [await first.fetch_history(), await handle.fetch_history()]
+    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
+    for path, history in zip(paths, runs, strict=True):
+        path.write_text(history.to_json(), encoding="utf-8")
+    return paths
+
+
 RECORDERS: dict[str, Callable[[str], Coroutine[Any, Any, object]]] = {
     "record": record_reference,
     "record-v2": record_reference_v2,
     "record-v3": record_reference_v3,
     "record-v4": record_reference_v4,
+    "record-v5": record_reference_v5,
 }
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def status_lines(agent_id: str, view: AgentView, *, status: str | None = None) -
     ]
     if view.workspace is not None:
         lines.append(f"folder:  {view.workspace}/")
+    lines.extend(_shell_lines(view))
     if view.waiting_for:
         lines.append(f"waiting: {view.waiting_for}")
     if view.last_activity:
@@ -49,6 +50,20 @@ def status_lines(agent_id: str, view: AgentView, *, status: str | None = None) -
         if value:
             lines.append(f"{label}:{' ' * (8 - len(label))}{value}")
     return "\n".join(lines)
+
+
+def _shell_lines(view: AgentView) -> list[str]:
+    """Where the agent's shell work runs, and its background commands."""
+    shell = view.shell
+    if shell is None:
+        return []
+    lines = [f"shell:   on {shell.worker or shell.host}" if shell.host else "shell:   not pinned"]
+    for s in shell.background:
+        state = s.state.value if s.exit_code is None else f"{s.state.value} ({s.exit_code})"
+        lines.append(f"  {s.session_id} {state}: {_clip(s.command)}")
+        if s.error:
+            lines.append(f"    {s.error}")
+    return lines
 
 
 def pending_lines(pending: PendingView) -> str:
