@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from pathlib import Path
 
 import obstore
@@ -23,6 +24,9 @@ from activities.tools.activity import ToolActivities
 from activities.tools.objectstore_workspace import FOLDER_MARKER, S3Workspace
 from tests.conftest import Harness
 from tests.objectstore import ObjectStoreServer, _free_ports
+from tests.test_agent import call as step_call
+from tests.test_agent import finish, tool_messages
+from tests.test_shell_host import session_of
 from tests.test_workspace_protocol import OPERATIONS, code_of
 from worker.cli import main
 from worker.client import start_agent
@@ -202,7 +206,9 @@ def test_the_cli_exits_2_on_a_bad_workspace_url(
     assert err.startswith("duragent: error: DURAGENT_WORKSPACE: ") and "\n" not in err
 
 
-async def test_the_shell_says_it_needs_a_local_workspace(s3_bucket: ObjectStoreConfig) -> None:
+async def test_without_local_copies_the_shell_says_what_it_needs(
+    s3_bucket: ObjectStoreConfig,
+) -> None:
     tools = ToolActivities(ToolRegistry(default_tools()), S3Workspace(s3_bucket))
     for background in (False, True):
         arguments = json.dumps({"command": "ls", "background": background})
@@ -213,8 +219,66 @@ async def test_the_shell_says_it_needs_a_local_workspace(s3_bucket: ObjectStoreC
             ),
         )
         assert (result.status, result.error_code) == (ToolStatus.ERROR, "unsupported")
-        assert "shell commands need a local or shared-volume workspace" in result.content
-        assert s3_bucket.url in result.content
+        if not background:  # (without background commands, that is what it says first)
+            assert "shell commands need a local folder" in result.content
+            assert s3_bucket.url in result.content
+
+
+async def test_an_agent_runs_shell_commands_on_the_object_store(
+    harness: Harness, s3_bucket: ObjectStoreConfig
+) -> None:
+    """Commands run in the worker's copy; what they change is in the store for every worker."""
+    agent_id = f"shell-s3-{uuid.uuid4().hex[:8]}"
+    session = session_of(agent_id, 4, 3)
+    task = harness.script(
+        [
+            {
+                "tool_calls": [
+                    step_call("_write_file", path="in.txt", content="hello from the store")
+                ]
+            },
+            {"tool_calls": [step_call("_write_file", path="gone.txt", content="delete me")]},
+            {
+                "tool_calls": [
+                    step_call("_bash", command="cat in.txt; echo made > out.txt; rm gone.txt")
+                ]
+            },
+            {
+                "tool_calls": [
+                    step_call("_bash", command="sleep 0.3; echo later > bg.txt", background=True)
+                ]
+            },
+            {
+                "tool_calls": [
+                    step_call("_check_background_command", session_id=session, wait_seconds=20)
+                ]
+            },
+            {
+                "tool_calls": [
+                    step_call("_read_file", path="bg.txt"),
+                    step_call("_read_file", path="out.txt"),
+                ]
+            },
+            finish(),
+        ]
+    )
+    config = s3_bucket.child("agents")
+    settings = dataclasses.replace(harness.settings(), workspace_store=config)
+    async with agent_worker(harness.client, settings):
+        input = AgentInput(task=task, model="scripted")
+        handle = await start_agent(
+            harness.client, input, task_queue=harness.task_queue, agent_id=agent_id
+        )
+        result = await handle.result()
+    assert result.status is AgentStatus.COMPLETED, result
+    outputs = tool_messages(harness.requests()[-1].body)
+    assert "hello from the store" in outputs[2] and "[exit code 0]" in outputs[2]
+    assert "ended" in outputs[4] and "exit code 0" in outputs[4], outputs[4]
+    assert "later" in outputs[5] and "made" in outputs[6]
+    assert keys_below(config, "agents") == {
+        f"agents/{agent_id}/{name}" for name in ("in.txt", "out.txt", "bg.txt")
+    }
+    assert not harness.workspace.exists()  # nothing local but the worker's own copy
 
 
 async def test_an_agent_works_in_the_object_store(

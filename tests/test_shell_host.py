@@ -65,7 +65,7 @@ async def waiting(handle: WorkflowHandle[Any, Any]) -> bool:
 
 
 async def reply(handle: WorkflowHandle[Any, Any], answer: str = "go on") -> None:
-    await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer=answer))
+    _ = await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer=answer))
 
 
 async def activity_events(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
@@ -73,16 +73,16 @@ async def activity_events(handle: WorkflowHandle[Any, Any]) -> list[dict[str, An
     scheduled: dict[int, dict[str, Any]] = {}
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
+            asked = event.activity_task_scheduled_event_attributes
             scheduled[event.event_id] = {
-                "type": attrs.activity_type.name,
-                "queue": attrs.task_queue.name,
-                "input": b"".join(p.data for p in attrs.input.payloads).decode(),
+                "type": asked.activity_type.name,
+                "queue": asked.task_queue.name,
+                "input": b"".join(p.data for p in asked.input.payloads).decode(),
                 "identity": None,
             }
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            attrs = event.activity_task_started_event_attributes
-            scheduled[attrs.scheduled_event_id]["identity"] = attrs.identity
+            took = event.activity_task_started_event_attributes
+            scheduled[took.scheduled_event_id]["identity"] = took.identity
     return list(scheduled.values())
 
 

@@ -13,16 +13,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from activities.tools.mirror import WorkspaceMirrors
 from openai import AsyncOpenAI
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.tools import Tool
 from activities.tools.background import BackgroundCommands
+from activities.tools.mirror import WorkspaceMirrors
 from activities.tools.sandbox import SandboxMode
 from worker.plugin import (
     DuragentPlugin,
@@ -128,8 +127,6 @@ def _local_copies(
     """Where shell commands get a folder: only an object-store workspace needs copies."""
     if settings.workspace_store is None:
         return contextlib.nullcontext()
-    from activities.tools.mirror import WorkspaceMirrors  # TODO top-level
-
     return contextlib.closing(WorkspaceMirrors())
 
 
