@@ -244,3 +244,38 @@ async def test_a_cancelled_agent_stops_its_background_commands(harness: Harness)
     assert final.status is AgentStatus.CANCELLED
     assert final.shell is not None
     assert [s.state for s in final.shell.background] == [BackgroundState.STOPPED]
+
+
+async def test_a_worker_shutting_down_stops_its_commands_and_the_shell_moves(
+    harness: Harness,
+) -> None:
+    """A deploy does not wait for background commands: they stop, the run hears why."""
+    agent_id = f"deploy-{uuid.uuid4().hex[:8]}"
+    marker = tag()
+    session = session_of(agent_id, 1, 0)
+    task = harness.script(
+        [
+            {"tool_calls": [call("_bash", command=f"sleep 120.{marker}", background=True)]},
+            {"tool_calls": [call("_ask_user", question="go on?")]},
+            {"tool_calls": [call("_check_background_command", session_id=session)]},
+            {"tool_calls": [call("_bash", command="echo on the new worker")]},
+            finish(),
+        ]
+    )
+    async with agent_workers(harness.client, harness.settings()) as old:
+        handle = await start(harness, task, agent_id)
+        await eventually(lambda: waiting(handle), "the question", within=30)
+        assert live_pids_with(f"sleep 120.{marker}")
+    assert not live_pids_with(f"sleep 120.{marker}")  # stopped before the worker exited
+    async with agent_workers(harness.client, harness.settings()) as new:
+        await reply(handle)
+        result: AgentResult = await handle.result()
+        final = await view(handle)
+        events = await activity_events(handle)
+    assert result.status is AgentStatus.COMPLETED, result
+    check, after = tool_messages(harness.requests()[-1].body)[2:4]
+    assert "lost" in check and "shut down" in check, check
+    assert "on the new worker" in after
+    assert final.shell is not None and final.shell.host == new.host_queue
+    shells = [e["queue"] for e in events if e["type"] == RUN_TOOL and "_bash" in e["input"]]
+    assert shells == [old.host_queue, new.host_queue]

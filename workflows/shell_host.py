@@ -33,7 +33,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError, TimeoutError, TimeoutType
+from temporalio.exceptions import (
+    ActivityError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -46,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         WatchRequest,
         WatchResult,
     )
-    from activities.tools.activity import ToolActivities
+    from activities.tools.activity import HOST_SHUTDOWN, ToolActivities
     from workflows import activity_calls as calls
     from workflows import policy
     from workflows.models import ActivityPolicy, BackgroundSession, BackgroundState, ShellCarry
@@ -222,8 +227,10 @@ class ShellHost:
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 session.state = BackgroundState.STOPPED
-            else:
-                self._lose(session, self._gone(session.host, err) or calls.cause(err))
+                return
+            if calls.error_type(err) == HOST_SHUTDOWN:
+                self._forget(session.host)
+            self._lose(session, self._gone(session.host, err) or calls.cause(err))
             return
         if session.state is BackgroundState.RUNNING:
             session.state, session.exit_code = BackgroundState.ENDED, ended.exit_code

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 BACKGROUND_LOST = "BackgroundLost"
 """Failure type of a watch whose command this worker does not know."""
+HOST_SHUTDOWN = "HostShutdown"
+"""Failure type of a watch whose worker is shutting down (a deploy, a scale-in): the
+command is stopped with it, and the run moves its shell to another worker."""
 
 
 class ToolActivities:
@@ -178,7 +181,9 @@ class ToolActivities:
         if background is None:
             raise ApplicationError("this worker runs no background commands", non_retryable=True)
         try:
-            status = await background.watch(request.session_id, activity.heartbeat)
+            status = await background.watch(
+                request.session_id, activity.heartbeat, until=activity.is_worker_shutdown
+            )
         except ToolError as err:  # not known here: lost with a worker that was replaced
             raise ApplicationError(str(err), type=BACKGROUND_LOST, non_retryable=True) from None
         except asyncio.CancelledError:
@@ -188,6 +193,13 @@ class ToolActivities:
             else:
                 await background.stop(request.session_id)
             raise
+        if status.running:  # the worker is shutting down: a deploy must not wait for it
+            await background.stop(request.session_id)
+            raise ApplicationError(
+                f"its worker ({self._worker}) shut down, and stopped the command",
+                type=HOST_SHUTDOWN,
+                non_retryable=True,
+            )
         try:  # its last writes reach the store even if nobody checks it again
             await sync_back(self._context(request.workflow_id, request.workspace))
         except Exception as err:  # a check or the next command syncs again

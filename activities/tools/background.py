@@ -213,9 +213,14 @@ class BackgroundCommands:
         return self.status(session_id)
 
     async def watch(
-        self, session_id: str, heartbeat: Callable[[], None], *, every: float = WATCH_POLL_SECONDS
+        self,
+        session_id: str,
+        heartbeat: Callable[[], None],
+        *,
+        until: Callable[[], bool] = lambda: False,
+        every: float = WATCH_POLL_SECONDS,
     ) -> BackgroundStatus:
-        """Hold a command until it ends, heartbeating meanwhile; returns how it ended.
+        """Hold a command until it ends (or ``until()``), heartbeating; returns its status.
 
         A watch that starts while the command waits to be stopped after its run closed
         (see :meth:`detach`) keeps it running.
@@ -229,7 +234,7 @@ class BackgroundCommands:
             session.reaper.cancel()
             session.reaper = None
         try:
-            while session.process.poll() is None:
+            while session.process.poll() is None and not until():
                 heartbeat()
                 await asyncio.sleep(every)
         finally:
