@@ -37,6 +37,12 @@ from workflows.models import (
 RUN_TOOL = "duragent.run_tool"
 WATCH = "duragent.watch_background"
 LLM = "duragent.llm_chat"
+ENDINGS = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
 
 
 def session_of(agent_id: str, cycle: int, step: int) -> str:
@@ -83,6 +89,9 @@ async def activity_events(handle: WorkflowHandle[Any, Any]) -> list[dict[str, An
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             took = event.activity_task_started_event_attributes
             scheduled[took.scheduled_event_id]["identity"] = took.identity
+        elif event.event_type in ENDINGS:
+            attrs = getattr(event, ENDINGS[event.event_type])
+            scheduled[attrs.scheduled_event_id]["end"] = ENDINGS[event.event_type].split("_")[2]
     return list(scheduled.values())
 
 
@@ -179,6 +188,7 @@ async def test_a_killed_workers_command_is_lost_and_gone_and_the_agent_goes_on(
         await reply(handle)
         result: AgentResult = await handle.result()
         final = await view(handle)
+        events = await activity_events(handle)
     finally:
         for process in (first, second):
             if process is not None and process.returncode is None:
@@ -193,6 +203,12 @@ async def test_a_killed_workers_command_is_lost_and_gone_and_the_agent_goes_on(
     assert final.shell is not None and final.shell.host is not None
     assert str(second.pid) in final.shell.host  # the shell moved to the live worker
     assert [s.state for s in final.shell.background] == [BackgroundState.LOST]
+    # The watch timed out on its heartbeat; the check waiting on the dead queue was
+    # answered by that, not by waiting out its own pickup timeout.
+    [watch] = [e for e in events if e["type"] == WATCH]
+    checks = [e for e in events if e["type"] == RUN_TOOL and "_check_background" in e["input"]]
+    [check_call] = checks
+    assert (watch["end"], check_call["end"], check_call["identity"]) == ("timed", "canceled", None)
 
 
 async def test_a_command_outlives_continue_as_new_and_stops_with_the_run(

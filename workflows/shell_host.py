@@ -122,8 +122,10 @@ class ShellHost:
                 return _failed(request, err, self._gone(queue, err))
             self._forget(queue)
             if session is not None:
-                self._lose(session, f"its worker ({queue}) no longer takes work")
-                return _lost(request, session)
+                why = f"its worker ({queue}) no longer takes work"
+                if session.state is BackgroundState.RUNNING:
+                    self._lose(session, why)
+                return _lost(request, session, why)
             # Nobody took the call: it never started, so another host may run it.
             queue = await self._pin()
             try:
@@ -182,10 +184,11 @@ class ShellHost:
             assert session is not None
             if not handle.done() and session.state is BackgroundState.LOST:
                 handle.cancel()
-                try:
-                    await handle
-                except ActivityError:
-                    pass
+                # Waited for, not awaited: its outcome (a cancel, or a result that
+                # crossed the cancel) no longer matters, and must not end the run.
+                await workflow.wait([handle])
+                if not handle.cancelled():
+                    handle.exception()
                 return _lost(request, session)
         return await handle
 
@@ -278,18 +281,21 @@ def _session_id(arguments: str) -> str | None:
     return _argument(arguments, "session_id")
 
 
-def _lost(request: ToolRequest, session: BackgroundSession) -> ToolResult:
+def _lost(request: ToolRequest, session: BackgroundSession, why: str | None = None) -> ToolResult:
     call = request.call
-    return ToolResult(
-        call_id=call.id,
-        name=call.name,
-        status=ToolStatus.ERROR,
-        content=(
+    if session.state is BackgroundState.LOST:
+        text = (
             f"background command {session.session_id} was lost: "
             f"{session.error or 'its worker is gone'}, and the command died with it. "
             "Start it again if you still need it."
-        ),
-        error_code="lost",
+        )
+    else:  # it had ended; what it printed was on its worker
+        text = (
+            f"background command {session.session_id} had {session.state.value} "
+            f"(exit code {session.exit_code}), but its output is gone with its worker: {why}"
+        )
+    return ToolResult(
+        call_id=call.id, name=call.name, status=ToolStatus.ERROR, content=text, error_code="lost"
     )
 
 
