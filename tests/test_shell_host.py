@@ -20,7 +20,7 @@ from temporalio.client import WorkflowHandle
 from tests.conftest import Harness, eventually
 from tests.processes import spawn_worker, worker_env
 from tests.test_agent import call, finish, tool_messages
-from tests.test_sandbox import live_pids_with
+from tests.test_sandbox import live_pids_with, needs_bwrap
 from worker.client import start_agent
 from worker.main import agent_workers
 from workflows.agent import AgentWorkflow
@@ -153,6 +153,7 @@ async def test_a_background_command_is_checked_and_stopped_where_it_runs(
     assert (stopped.state, stopped.exit_code) == (BackgroundState.ENDED, -signal.SIGTERM)
 
 
+@needs_bwrap  # without the sandbox, only the shell dies with its worker (see README)
 async def test_a_killed_workers_command_is_lost_and_gone_and_the_agent_goes_on(
     harness: Harness, tmp_path: Path
 ) -> None:
