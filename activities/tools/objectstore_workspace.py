@@ -20,8 +20,10 @@ read                 1 (GET; a miss checks whether it is a folder)
 write                2 (is it a folder, is a parent a file; then PUT)
 append               2 (GET, PUT) — read and rewritten whole
 list, walk           1 per 1,000 keys below the folder (LIST)
+listing (mirror)     1 per 1,000 keys of the whole workspace (LIST)
 info, exists         1 for a file (HEAD), 2 for a folder (HEAD, LIST); line counts GET
 delete               2-3 (HEAD and LIST, DELETE, a marker if the folder empties)
+delete_files         1 per 1,000 files (DeleteObjects)
 ===================  =====================================================
 
 Not atomic: S3 has no append and no lock, so an append is a read and a whole write, and
@@ -49,6 +51,8 @@ from activities.objectstore import ObjectStoreConfig
 from activities.tools.workspace import (
     MAX_LINE_COUNT_BYTES,
     FileInfo,
+    Listing,
+    Stamp,
     ancestors,
     decode_text,
     is_hidden,
@@ -59,7 +63,7 @@ from activities.tools.workspace import (
 )
 
 if TYPE_CHECKING:  # obstore's result types exist in its stubs only
-    from obstore import ObjectMeta
+    from obstore import ObjectMeta, PutResult
 
 FOLDER_MARKER = ".duragent-folder"
 """Name of the zero-byte object that keeps an empty folder in existence."""
@@ -139,11 +143,13 @@ class S3Workspace:
             if old is not None:  # a file already: its parents are folders
                 await self._put(key, old + data)
                 return len(data)
-        return await self._write(path, key, data)
+        await self._write(path, key, data)
+        return len(data)
 
     async def write_bytes(self, path: str, data: bytes) -> int:
         """Write bytes, creating parent folders; returns bytes written."""
-        return await self._write(path, _key(path), data)
+        await self._write(path, _key(path), data)
+        return len(data)
 
     async def list_dir(self, path: str) -> list[str]:
         """Entries of a folder, folders with a trailing ``/``, sorted.
@@ -257,9 +263,60 @@ class S3Workspace:
         ]
         return sorted(files, key=tree_order)
 
+    # ---- for a worker-local mirror (activities.tools.mirror): whole-workspace calls
+
+    async def listing(self) -> Listing:
+        """Every file with its stamp, and the folders a marker keeps: one LIST per 1,000 keys.
+
+        The stamp's version is the ETag, which changes with the content (and only with
+        it), else the modification time where a server lists no ETag.
+        """
+        files: dict[str, Stamp] = {}
+        folders: set[str] = set()
+        for meta in await self._list_all("."):
+            path = meta["path"]
+            if _name(path) == FOLDER_MARKER:
+                folders.add(path.rpartition("/")[0] or ".")
+            else:
+                files[path] = _stamp(meta)
+        folders.discard(".")  # a marker at the root (another tool's) keeps nothing
+        return Listing(files=files, folders=frozenset(folders))
+
+    async def write_stamped(self, path: str, data: bytes) -> Stamp:
+        """Write bytes as :meth:`write_bytes` does; returns the stamp :meth:`listing` will show.
+
+        The stamp comes from the PUT's answer, not a later listing: a write by someone
+        else in between must show as a change, not pass for this one.
+        """
+        key = _key(path)
+        result = await self._write(path, key, data)
+        if result["e_tag"] is not None:
+            return Stamp(size=len(data), version=result["e_tag"])
+        meta = await self._head(key)  # a server that answers a PUT without an ETag
+        return Stamp(size=len(data), version="") if meta is None else _stamp(meta)
+
+    async def delete_files(self, paths: Sequence[str], *, folders: Sequence[str] = ()) -> None:
+        """Delete files, and the markers of empty folders, one request per 1,000.
+
+        What is already gone is no error. Unlike :meth:`delete`, no marker is added for
+        a folder this leaves empty: the mirror deletes a whole tree at once and decides
+        about folders itself.
+
+        Args:
+            paths: Files to delete.
+            folders: Folders whose marker to delete (files below them stay).
+        """
+        keys = [_key(path) for path in paths]
+        folder_keys = [_key(folder) for folder in folders]
+        if "." in keys or "." in folder_keys:
+            raise ToolError("the workspace root cannot be deleted", code="invalid_path")
+        keys += [join_path(folder, FOLDER_MARKER) for folder in folder_keys]
+        if keys:
+            await self._delete(keys)
+
     # ---- private: what the public methods are made of
 
-    async def _write(self, path: str, key: str, data: bytes) -> int:
+    async def _write(self, path: str, key: str, data: bytes) -> PutResult:
         if key == ".":
             raise ToolError(f"{path!r} is a directory", code="is_directory")
         is_folder, *parent_files = await asyncio.gather(
@@ -270,8 +327,7 @@ class S3Workspace:
             raise ToolError(f"{path!r} is a directory", code="is_directory")
         if any(parent_files):
             raise ToolError(f"a parent of {path!r} is a file", code="not_a_directory")
-        await self._put(key, data)
-        return len(data)
+        return await self._put(key, data)
 
     async def _keep_folder(self, folder: str) -> None:
         """Put a marker in a folder that has become empty (the root needs none)."""
@@ -307,10 +363,10 @@ class S3Workspace:
         except Exception as err:
             raise self._failure(f"look up {key}", err) from None
 
-    async def _put(self, key: str, data: bytes) -> None:
+    async def _put(self, key: str, data: bytes) -> PutResult:
         # One PUT whatever the size: a multipart upload cut short leaves hidden parts
         # behind, and tool writes are bounded far below S3's 5 GB single PUT.
-        await self._call(
+        return await self._call(
             f"write {key}", obstore.put_async(self._client, key, data, use_multipart=False)
         )
 
@@ -378,3 +434,12 @@ def _prefix(key: str) -> str | None:
 
 def _name(key: str) -> str:
     return key.rpartition("/")[2]
+
+
+def _stamp(meta: ObjectMeta) -> Stamp:
+    modified = meta["last_modified"]
+    return Stamp(
+        size=meta["size"],
+        version=meta["e_tag"] or modified.isoformat(),
+        mtime_ns=int(modified.timestamp() * 1_000_000_000),
+    )

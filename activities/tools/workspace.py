@@ -28,7 +28,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +60,34 @@ class FileInfo:
     """Last modification, seconds since the epoch."""
     line_count: int | None = None
     """Lines of a UTF-8 text file; ``None`` for folders, binary and very large files."""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """One version of a file as a listing shows it, without reading the file.
+
+    What a worker-local mirror (:mod:`activities.tools.mirror`) compares to tell which
+    files changed in the workspace since it last looked.
+    """
+
+    size: int
+    """Size in bytes."""
+    version: str
+    """Changes when the content does: an object's ETag, else the modification time."""
+    mtime_ns: int = field(default=0, compare=False)
+    """Last modification in ns since the epoch (``0``: unknown). Not compared: for a
+    backend with ETags, rewriting the same content is no change."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every file of a workspace with its stamp, and its folders that need no file."""
+
+    files: Mapping[str, Stamp]
+    """Workspace path to stamp, for every file at any depth."""
+    folders: frozenset[str]
+    """Folders that exist on their own, without a file below them (an object store's
+    marked ones; every folder where the backend has real folders). Never ``"."``."""
 
 
 class Workspace(Protocol):
