@@ -201,7 +201,8 @@ class ToolActivities:
                 non_retryable=True,
             )
         try:  # its last writes reach the store even if nobody checks it again
-            await sync_back(self._context(request.workflow_id, request.workspace))
+            async with heartbeating():
+                await sync_back(self._context(request.workflow_id, request.workspace))
         except Exception as err:  # a check or the next command syncs again
             activity.logger.warning("could not sync back after %s: %s", request.session_id, err)
         return WatchResult(

@@ -41,7 +41,7 @@ from activities.tools.background import BackgroundCommands, BackgroundStatus
 from activities.tools.objectstore_workspace import S3Workspace
 from activities.tools.registry import ToolContext, ToolOutput, tool
 from activities.tools.sandbox import ShellSandbox
-from activities.tools.workspace import LocalWorkspace, Workspace
+from activities.tools.workspace import LocalWorkspace
 
 if TYPE_CHECKING:
     from activities.tools.mirror import SyncReport
@@ -336,7 +336,7 @@ async def _working_folder(ctx: ToolContext, cwd: str) -> tuple[Path, Path]:
         # may not exist before its first write; a command runs there all the same.
         workspace.root.mkdir(parents=True, exist_ok=True)
         local = workspace
-    elif ctx.mirrors is not None:
+    elif ctx.mirrors is not None and isinstance(workspace, S3Workspace):
         local = LocalWorkspace(await ctx.mirrors.pull(workspace, mirror_key(workspace)))
     else:
         where = (
@@ -358,16 +358,14 @@ async def _working_folder(ctx: ToolContext, cwd: str) -> tuple[Path, Path]:
 
 async def sync_back(ctx: ToolContext) -> SyncReport | None:
     """Send what commands changed in a local copy back to the object store, if any."""
-    if isinstance(ctx.workspace, LocalWorkspace) or ctx.mirrors is None:
+    if not isinstance(ctx.workspace, S3Workspace) or ctx.mirrors is None:
         return None
     return await ctx.mirrors.push(ctx.workspace, mirror_key(ctx.workspace))
 
 
-def mirror_key(workspace: Workspace) -> str:
+def mirror_key(workspace: S3Workspace) -> str:
     """Which local copy a workspace has: its store and prefix (one agent's folder)."""
-    if isinstance(workspace, S3Workspace):
-        return workspace.config.url
-    return f"{type(workspace).__name__}-{id(workspace):x}"
+    return workspace.config.url
 
 
 def _sync_note(report: SyncReport | None) -> str:
