@@ -658,3 +658,23 @@ async def test_a_leftover_folder_is_not_trusted(tmp_path: Path) -> None:
         assert workspace.calls.writes == []
     finally:
         second.close()
+
+
+# ==== idle copies ==========================================================================
+
+
+async def test_idle_copies_are_dropped_unless_a_command_runs_there(tmp_path: Path) -> None:
+    """A worker's disk does not grow with every agent; a copy in use stays."""
+    mirrors = WorkspaceMirrors(tmp_path / "mirrors", max_idle_seconds=0.0)
+    try:
+        busy, idle = Side(CountingMemory(), "busy"), Side(CountingMemory(), "idle")
+        for side in (busy, idle):
+            await put(side.workspace, {"f.txt": side.key})
+        busy_folder, idle_folder = await pull(mirrors, busy), await pull(mirrors, idle)
+        assert await mirrors.drop_idle(keep=[busy_folder]) == ["idle"]
+        assert busy_folder.is_dir() and not idle_folder.exists()
+        # Dropped is not lost: the next pull fetches the files again.
+        assert local(await pull(mirrors, idle)) == {"f.txt": b"idle"}
+        assert idle.calls.reads
+    finally:
+        mirrors.close()

@@ -97,6 +97,8 @@ class _Session:
     command: str
     process: subprocess.Popen[bytes]
     output: Path
+    root: Path
+    """The workspace folder it runs in."""
     started: float
     ended: float | None = None
     """When the shell was first seen ended (monotonic clock)."""
@@ -171,7 +173,7 @@ class BackgroundCommands:
             self.sandbox, command, cwd=cwd, root=root or cwd, output=output, stdin=stdin
         )
         self._sessions[session_id] = _Session(
-            session_id, key, command, process, output, started=time.monotonic()
+            session_id, key, command, process, output, root or cwd, started=time.monotonic()
         )
         return self.status(session_id)
 
@@ -258,6 +260,10 @@ class BackgroundCommands:
         if session is not None and session.watchers == 0:
             session.reaper = None
             await self.stop(session_id)
+
+    def roots_in_use(self) -> set[Path]:
+        """The workspace folders running commands work in (not to be removed)."""
+        return {s.root for s in self._sessions.values() if s.process.poll() is None}
 
     async def stop_run(self, workflow_id: str) -> list[str]:
         """Stop the commands a run started (their keys are ``workflow_id:call_id``).

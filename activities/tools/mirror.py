@@ -73,7 +73,15 @@ import contextlib
 import hashlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+import time
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -91,6 +99,8 @@ from activities.tools.workspace import (
     tree_order,
 )
 
+DEFAULT_MAX_IDLE_SECONDS = 1_800.0
+"""Half an hour: three times the longest foreground command."""
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest file copied either way; larger ones are skipped, with the reason."""
 
@@ -148,6 +158,8 @@ class _Mirror:
     """Per direction, what was skipped at the last sync (told once, not again)."""
     pending: _Tally | None = None
     """What the pulls since the last push did, for the push's report."""
+    used: float = 0.0
+    """When it was last pulled or pushed (monotonic clock)."""
 
 
 @dataclass
@@ -190,12 +202,20 @@ class WorkspaceMirrors:
         root: Where the copies live; ``None`` makes a temporary folder at the first
             pull, removed by :meth:`close`.
         max_file_bytes: Files larger than this are not copied either way.
+        max_idle_seconds: A copy unused this long is removed by :meth:`drop_idle`
+            (the workspace keeps the files; a later pull fetches them again). Longer
+            than a foreground command may run, since one runs between pull and push.
     """
 
     def __init__(
-        self, root: Path | None = None, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+        self,
+        root: Path | None = None,
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS,
     ) -> None:
         self._root = root
+        self._max_idle = max_idle_seconds
         self._own_root: Path | None = None
         self._max = max_file_bytes
         self._mirrors: dict[str, _Mirror] = {}
@@ -216,6 +236,7 @@ class WorkspaceMirrors:
         """
         async with self._lock(key):
             mirror = self._mirrors.get(key) or await self._create(key)
+            mirror.used = time.monotonic()
             store = _store_of(workspace)
             remote = await store.listing()
             tally = _Tally()
@@ -241,6 +262,7 @@ class WorkspaceMirrors:
             mirror = self._mirrors.get(key)
             if mirror is None:
                 return SyncReport()
+            mirror.used = time.monotonic()
             store = _store_of(workspace)
             remote = await store.listing()
             tally = _Tally()
@@ -255,6 +277,32 @@ class WorkspaceMirrors:
             report, mirror.pending = mirror.pending or _Tally(), None
             report.add(tally)
             return report.report()
+
+    async def drop_idle(self, *, keep: Collection[Path] = ()) -> list[str]:
+        """Remove the copies unused for ``max_idle_seconds``.
+
+        So a worker's disk does not grow with every agent it ever ran commands for.
+
+        Args:
+            keep: Folders still in use although idle (a background command runs there).
+
+        Returns:
+            The keys whose copies were removed.
+        """
+        now = time.monotonic()
+        kept = {Path(k) for k in keep}
+        idle = [
+            key
+            for key, mirror in self._mirrors.items()
+            if now - mirror.used > self._max_idle
+            and mirror.folder not in kept
+            and not self._locks.get(key, asyncio.Lock()).locked()
+        ]
+        for key in idle:
+            mirror = self._mirrors.pop(key)
+            self._locks.pop(key, None)
+            await asyncio.to_thread(shutil.rmtree, mirror.folder, ignore_errors=True)
+        return idle
 
     def close(self) -> None:
         """Remove the local copies (the whole root when it was a temporary one)."""

@@ -337,6 +337,8 @@ async def _working_folder(ctx: ToolContext, cwd: str) -> tuple[Path, Path]:
         workspace.root.mkdir(parents=True, exist_ok=True)
         local = workspace
     elif ctx.mirrors is not None and isinstance(workspace, S3Workspace):
+        running = ctx.background.roots_in_use() if ctx.background is not None else set()
+        await ctx.mirrors.drop_idle(keep=running)
         local = LocalWorkspace(await ctx.mirrors.pull(workspace, mirror_key(workspace)))
     else:
         where = (
