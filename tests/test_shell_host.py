@@ -23,6 +23,7 @@ from tests.test_agent import call, finish, tool_messages
 from tests.test_sandbox import live_pids_with, needs_bwrap
 from worker.client import start_agent
 from worker.main import agent_workers
+from worker.render import status_lines
 from workflows.agent import AgentWorkflow
 from workflows.models import (
     AgentInput,
@@ -204,6 +205,9 @@ async def test_a_killed_workers_command_is_lost_and_gone_and_the_agent_goes_on(
     assert final.shell is not None and final.shell.host is not None
     assert str(second.pid) in final.shell.host  # the shell moved to the live worker
     assert [s.state for s in final.shell.background] == [BackgroundState.LOST]
+    shown = status_lines(agent_id, final)  # what `duragent status` prints
+    assert f"shell:   on {final.shell.worker}" in shown
+    assert f"{session} lost: echo up; sleep 300.{marker}" in shown and "stopped responding" in shown
     # The watch timed out on its heartbeat; the check waiting on the dead queue was
     # answered by that, not by waiting out its own pickup timeout.
     [watch] = [e for e in events if e["type"] == WATCH]
