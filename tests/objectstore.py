@@ -229,6 +229,22 @@ class ObjectStoreServer:
             "AWS_REGION": self.region,
         }
 
+    def worker_env(
+        self, bucket: str, *, workspace: str = "workspace", store: str = "transcripts"
+    ) -> dict[str, str]:
+        """What a ``duragent worker`` process needs to keep files and transcripts here.
+
+        Args:
+            bucket: An existing bucket of this server.
+            workspace: Prefix of the file tools' workspace in it (``DURAGENT_WORKSPACE``).
+            store: Prefix of the transcript store in it (``DURAGENT_STORE``).
+        """
+        return {
+            **self.env(),
+            "DURAGENT_WORKSPACE": f"s3://{bucket}/{workspace}",
+            "DURAGENT_STORE": f"s3://{bucket}/{store}",
+        }
+
     def config(self, bucket: str, prefix: str = "") -> ObjectStoreConfig:
         """The connection to ``s3://bucket/prefix`` on this server, as a worker parses it."""
         return ObjectStoreConfig.from_url(f"s3://{bucket}/{prefix}", self.env())
