@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from opentelemetry import trace
-from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
+from temporalio.api.enums.v1 import DescribeTaskQueueMode, IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
@@ -194,17 +194,25 @@ async def workflow_pollers(client: Client, task_queue: str) -> int:
     """How many workers polled ``task_queue`` for workflow tasks recently.
 
     Temporal lists a poller for a few minutes after its last poll, so a worker that
-    just died may still count; none means no worker has been there lately.
+    just died may still count; none means no worker has been there lately. Asked in
+    the enhanced mode, which gathers every partition's pollers: the plain one lists the
+    root partition's alone, where a worker of a queue with many may not have polled.
     """
+    workflow = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,
             task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
+            task_queue_types=[workflow],
+            report_pollers=True,
         ),
         timeout=timedelta(seconds=10),
     )
-    return len(response.pollers)
+    unversioned = response.versions_info.get("")
+    if unversioned is None or workflow not in unversioned.types_info:
+        return 0
+    return len(unversioned.types_info[workflow].pollers)
 
 
 def is_not_found(err: BaseException) -> bool:
