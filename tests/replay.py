@@ -110,6 +110,33 @@ REFERENCE_V2_STEPS: list[dict[str, Any]] = [
 ]
 
 
+Drive = Callable[[WorkflowHandle[AgentWorkflow, Any]], Coroutine[Any, Any, None]]
+
+
+async def _record_runs(
+    name: str, scripts: list[dict[str, Any]], input: AgentInput, drive: Drive
+) -> list[Path]:
+    """Run a scenario that continues as new; save its first and its last run's histories.
+
+    ``drive`` answers what the scenario waits for and checks how it ended.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
+            client = env.client
+            async with agent_worker(client, env.settings):
+                handle = await start_agent(client, input, task_queue="record", agent_id=name)
+                await drive(handle)
+                result = await handle.result()
+                assert result.runs >= 2, "the scenario must continue as new"
+            assert handle.result_run_id is not None
+            first = client.get_workflow_handle(name, run_id=handle.result_run_id)
+            runs = [await first.fetch_history(), await handle.fetch_history()]
+    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
+    for path, history in zip(paths, runs, strict=True):
+        path.write_text(history.to_json(), encoding="utf-8")
+    return paths
+
+
 async def record_reference_v2(name: str) -> list[Path]:
     """Run the version 2 scenario; save the first and the last run's histories."""
     scripts = [
@@ -120,30 +147,20 @@ async def record_reference_v2(name: str) -> list[Path]:
         },
         {"name": "ref2", "match": "[reference v2]", "steps": REFERENCE_V2_STEPS},
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
-            client = env.client
-            async with agent_worker(client, env.settings):
-                input = AgentInput(
-                    task="[reference v2] everything once",
-                    model="scripted",
-                    sub_agents={"helper": SubAgentSpec(description="says hi")},
-                    history=HistoryPolicy(max_events=100),
-                )
-                handle = await start_agent(client, input, task_queue="record", agent_id=name)
-                pending = await eventually(lambda: _approval(handle))
-                await handle.signal(AgentWorkflow.say, SteerInput(message="be brief"))
-                decision = ApprovalDecision(call_id=pending, action="reject", message="no")
-                _ = await handle.execute_update(AgentWorkflow.decide, decision)
-                result = await handle.result()
-                assert result.runs >= 2, "the scenario must continue as new"
-            assert handle.result_run_id is not None
-            first = client.get_workflow_handle(name, run_id=handle.result_run_id)
-            runs = [await first.fetch_history(), await handle.fetch_history()]
-    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
-    for path, history in zip(paths, runs, strict=True):
-        path.write_text(history.to_json(), encoding="utf-8")
-    return paths
+    input = AgentInput(
+        task="[reference v2] everything once",
+        model="scripted",
+        sub_agents={"helper": SubAgentSpec(description="says hi")},
+        history=HistoryPolicy(max_events=100),
+    )
+
+    async def drive(handle: WorkflowHandle[AgentWorkflow, Any]) -> None:
+        pending = await eventually(lambda: _approval(handle))
+        await handle.signal(AgentWorkflow.say, SteerInput(message="be brief"))
+        decision = ApprovalDecision(call_id=pending, action="reject", message="no")
+        _ = await handle.execute_update(AgentWorkflow.decide, decision)
+
+    return await _record_runs(name, scripts, input, drive)
 
 
 async def _approval(handle: WorkflowHandle[AgentWorkflow, Any]) -> str | None:
@@ -234,28 +251,19 @@ async def record_reference_v4(name: str) -> list[Path]:
         },
         {"name": "ref4", "match": "[reference v4]", "steps": REFERENCE_V4_STEPS},
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
-            client = env.client
-            async with agent_worker(client, env.settings):
-                input = AgentInput(
-                    task="[reference v4] a workspace of its own",
-                    model="scripted",
-                    sub_agents={"helper": SubAgentSpec(description="reads")},
-                    history=HistoryPolicy(max_events=100),
-                )
-                handle = await start_agent(client, input, task_queue="record", agent_id=name)
-                result = await handle.result()
-                assert result.status is AgentStatus.COMPLETED, result
-                assert result.runs >= 2, "the scenario must continue as new"
-                assert result.workspace == name, result
-            assert handle.result_run_id is not None
-            first = client.get_workflow_handle(name, run_id=handle.result_run_id)
-            runs = [await first.fetch_history(), await handle.fetch_history()]
-    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
-    for path, history in zip(paths, runs, strict=True):
-        path.write_text(history.to_json(), encoding="utf-8")
-    return paths
+    input = AgentInput(
+        task="[reference v4] a workspace of its own",
+        model="scripted",
+        sub_agents={"helper": SubAgentSpec(description="reads")},
+        history=HistoryPolicy(max_events=100),
+    )
+
+    async def drive(handle: WorkflowHandle[AgentWorkflow, Any]) -> None:
+        result = await handle.result()
+        assert result.status is AgentStatus.COMPLETED, result
+        assert result.workspace == name, result
+
+    return await _record_runs(name, scripts, input, drive)
 
 
 def _session(agent_id: str, cycle: int, step: int) -> str:
@@ -284,31 +292,20 @@ def reference_v5_steps(agent_id: str) -> list[dict[str, Any]]:
 async def record_reference_v5(name: str) -> list[Path]:
     """Run the version 5 scenario; save the first and the last run's histories."""
     scripts = [{"name": "ref5", "match": "[reference v5]", "steps": reference_v5_steps(name)}]
-    with tempfile.TemporaryDirectory() as tmp:
-        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
-            client = env.client
-            async with agent_worker(client, env.settings):
-                input = AgentInput(
-                    task="[reference v5] a shell on one worker",
-                    model="scripted",
-                    history=HistoryPolicy(max_events=100),
-                )
-                handle = await start_agent(client, input, task_queue="record", agent_id=name)
-                result = await handle.result()
-                assert result.status is AgentStatus.COMPLETED, result
-                assert result.runs >= 2, "the scenario must continue as new"
-                transcript = await handle.query(AgentWorkflow.transcript)
-                checks = [
-                    m.content or "" for m in transcript.messages if m.name and "check" in m.name
-                ]
-                assert checks and all("running" in c for c in checks), checks
-            assert handle.result_run_id is not None
-            first = client.get_workflow_handle(name, run_id=handle.result_run_id)
-            runs = [await first.fetch_history(), await handle.fetch_history()]
-    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
-    for path, history in zip(paths, runs, strict=True):
-        path.write_text(history.to_json(), encoding="utf-8")
-    return paths
+    input = AgentInput(
+        task="[reference v5] a shell on one worker",
+        model="scripted",
+        history=HistoryPolicy(max_events=100),
+    )
+
+    async def drive(handle: WorkflowHandle[AgentWorkflow, Any]) -> None:
+        result = await handle.result()
+        assert result.status is AgentStatus.COMPLETED, result
+        transcript = await handle.query(AgentWorkflow.transcript)
+        checks = [m.content or "" for m in transcript.messages if m.name and "check" in m.name]
+        assert checks and all("running" in c for c in checks), checks
+
+    return await _record_runs(name, scripts, input, drive)
 
 
 RECORDERS: dict[str, Callable[[str], Coroutine[Any, Any, object]]] = {

@@ -14,8 +14,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from tests.conftest import Harness, eventually
 from tests.processes import spawn_worker, worker_env
@@ -258,9 +259,9 @@ async def test_a_cancelled_agent_stops_its_background_commands(harness: Harness)
         await eventually(lambda: waiting(handle), "the question", within=30)
         assert live_pids_with(f"sleep 120.{marker}")
         await handle.cancel()
-        await eventually(
-            lambda: not live_pids_with(f"sleep 120.{marker}"), "the command to stop", within=30
-        )
+        with pytest.raises(WorkflowFailureError):  # closed Canceled, after the cleanup
+            await handle.result()
+        assert not live_pids_with(f"sleep 120.{marker}")
         final = await view(handle)
     assert final.status is AgentStatus.CANCELLED
     assert final.shell is not None

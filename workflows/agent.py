@@ -676,13 +676,7 @@ class AgentWorkflow:
             )
         except ActivityError as err:
             # Retries are exhausted: the model hears about it and decides; the run goes on.
-            return ToolResult(
-                call_id=call.id,
-                name=call.name,
-                status=ToolStatus.ERROR,
-                content=f"{call.name} failed: {calls.cause(err)}",
-                error_code="tool_failed",
-            )
+            return policy.failed_result(call, calls.cause(err))
 
     # --- sub-agents ------------------------------------------------------------------
 

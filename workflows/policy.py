@@ -355,6 +355,16 @@ def unknown_tool_result(call: ToolCall, offered: list[str]) -> ToolResult:
     )
 
 
+def failed_result(call: ToolCall, why: str) -> ToolResult:
+    """The error a model gets for a call whose activity gave up (retries spent, worker gone)."""
+    return _result(call, ToolStatus.ERROR, f"{call.name} failed: {why}", "tool_failed")
+
+
+def error_result_of(call: ToolCall, content: str, code: str) -> ToolResult:
+    """Any other error a model gets for a call, with its code."""
+    return _result(call, ToolStatus.ERROR, content, code)
+
+
 def tool_message(result: ToolResult) -> Message:
     """A tool result as the transcript message the model reads."""
     content = result.content

@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
         ToolResult,
         ToolSpec,
-        ToolStatus,
         WatchRequest,
         WatchResult,
     )
@@ -282,7 +281,6 @@ def _session_id(arguments: str) -> str | None:
 
 
 def _lost(request: ToolRequest, session: BackgroundSession, why: str | None = None) -> ToolResult:
-    call = request.call
     if session.state is BackgroundState.LOST:
         text = (
             f"background command {session.session_id} was lost: "
@@ -294,18 +292,9 @@ def _lost(request: ToolRequest, session: BackgroundSession, why: str | None = No
             f"background command {session.session_id} had {session.state.value} "
             f"(exit code {session.exit_code}), but its output is gone with its worker: {why}"
         )
-    return ToolResult(
-        call_id=call.id, name=call.name, status=ToolStatus.ERROR, content=text, error_code="lost"
-    )
+    return policy.error_result_of(request.call, text, "lost")
 
 
 def _failed(request: ToolRequest, err: ActivityError, gone: str | None) -> ToolResult:
-    call = request.call
     why = f"{gone}; the call did not finish" if gone else calls.cause(err)
-    return ToolResult(
-        call_id=call.id,
-        name=call.name,
-        status=ToolStatus.ERROR,
-        content=f"{call.name} failed: {why}",
-        error_code="tool_failed",
-    )
+    return policy.failed_result(request.call, why)
