@@ -343,3 +343,21 @@ class WatchResult(BaseModel):
     exit_code: int | None = None
     """Its return code (negative: killed by that signal)."""
     elapsed_seconds: float = 0.0
+
+
+class TaskRequest(BaseModel):
+    """Input of the task activity: one call of a registered function (a graph's task node)."""
+
+    ref: str
+    """``"module:function"``, as the worker registered it."""
+    args: dict[str, JsonValue] = Field(default_factory=dict)
+    """Keyword arguments, already rendered from the graph's state."""
+    idempotency_key: str = ""
+    """``graph_id:node@visit[item]``: stable across retries, for deduplicating side effects."""
+
+
+class TaskResult(BaseModel):
+    """What a task function returned (JSON)."""
+
+    value: JsonValue = None
+    attempt: int = 1
