@@ -49,6 +49,7 @@ from worker.settings import (
     ShellSettings,
 )
 from workflows.agent import AgentWorkflow
+from workflows.graph import GraphWorkflow
 from workflows.handler_guard import HandlerInputGuard
 
 PLUGIN_NAME = "duragent"
@@ -66,6 +67,12 @@ logger = logging.getLogger(__name__)
 PASSTHROUGH_MODULES = (
     "workflows.activity_calls",
     "workflows.budgets",
+    "workflows.graph_expr",
+    "workflows.graph_models",
+    "workflows.graph_policy",
+    "workflows.graph_spec",
+    "workflows.graph_state",
+    "workflows.graph_validate",
     "workflows.models",
     "workflows.outage",
     "workflows.policy",
@@ -84,7 +91,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
-def precompile_workflows(workflows: Sequence[type] = (AgentWorkflow,)) -> None:
+def precompile_workflows(workflows: Sequence[type] = (AgentWorkflow, GraphWorkflow)) -> None:
     """Write the bytecode of the workflows' own modules where Python looks for it.
 
     The sandbox imports a workflow's module afresh for every new run. Python reads that
@@ -126,7 +133,7 @@ class DuragentPlugin(SimplePlugin):
         super().__init__(
             PLUGIN_NAME,
             data_converter=pydantic_data_converter,
-            workflows=[AgentWorkflow],
+            workflows=[AgentWorkflow, GraphWorkflow],
             workflow_runner=workflow_runner(),
             # Malformed signal/update input is dropped or rejected, never a failed task.
             interceptors=[HandlerInputGuard()],

@@ -1,0 +1,245 @@
+"""Graphs on the real dev server with the scripted LLM: agents, gates, routes, loops, maps."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from tests.conftest import Harness, eventually
+from tests.replay import replay
+from tests.test_agent import call, finish
+from workflows import search_attributes as search
+from workflows.graph import GraphWorkflow
+from workflows.graph_load import load_graph
+from workflows.graph_models import GateDecision, GraphInput, GraphResult, GraphStatus, NodeStatus
+from workflows.graph_spec import GraphSpec
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "graphs"
+
+
+def loop_graph(marker: str, *, max_reviews: int = 3, deadline: str | None = None) -> GraphSpec:
+    """Write a draft, a person reviews it: approve ends, revise writes again."""
+    gate: dict[str, Any] = {
+        "prompt": "Approve the draft of ${topic}?",
+        "show": "${draft}",
+        "answer": {
+            "type": "object",
+            "properties": {"decision": {"enum": ["approve", "revise"]}},
+            "required": ["decision"],
+        },
+    }
+    if deadline is not None:
+        gate |= {"deadline": deadline, "on_timeout": {"decision": "approve"}}
+    return load_graph(
+        {
+            "graph": "loop",
+            "state": {
+                "topic": {"type": "string"},
+                "draft": {"type": "string"},
+                "verdict": {"type": "object"},
+            },
+            "nodes": {
+                "write": {"agent": {"task": f"{marker} write about ${{topic}}"}, "writes": "draft"},
+                "review": {
+                    "gate": gate,
+                    "writes": "verdict",
+                    "max_visits": max_reviews,
+                    "on_exhausted": "END",
+                },
+            },
+            "edges": [
+                ["START", "write", "review"],
+                {
+                    "from": "review",
+                    "on": "${verdict.decision}",
+                    "to": {"approve": "END", "revise": "write"},
+                },  # fmt: skip
+            ],
+        }
+    )
+
+
+async def start_graph(
+    h: Harness, spec: GraphSpec, input: dict[str, Any], **extra: Any
+) -> WorkflowHandle[GraphWorkflow, GraphResult]:
+    graph_id = f"graph-{uuid.uuid4().hex[:10]}"
+    return await h.client.start_workflow(
+        GraphWorkflow.run,
+        GraphInput(spec=spec, input=input, model="scripted", **extra),
+        id=graph_id,
+        task_queue=h.task_queue,
+        search_attributes=search.at_start("scripted", None),
+    )
+
+
+async def open_gate(handle: WorkflowHandle[GraphWorkflow, GraphResult]) -> str | None:
+    view = await handle.query(GraphWorkflow.status)
+    return view.gates[0].id if view.gates else None
+
+
+async def decide(handle: WorkflowHandle[GraphWorkflow, GraphResult], gate: str, answer: Any) -> str:
+    result: str = await handle.execute_update(
+        GraphWorkflow.decide, GateDecision(gate_id=gate, answer=answer)
+    )
+    return result
+
+
+async def test_a_draft_is_revised_once_then_approved(harness: Harness) -> None:
+    task = harness.script([finish("a fine draft")])
+    marker = task.removesuffix(" do the task")
+    spec = loop_graph(marker)
+    async with harness.worker():
+        handle = await start_graph(harness, spec, {"topic": "durable graphs"})
+        first = await eventually(lambda: open_gate(handle), "the first review", within=30)
+        assert first == "review@1"
+        view = await handle.query(GraphWorkflow.status)
+        assert view.status is GraphStatus.WAITING_USER
+        assert view.gates[0].prompt == "Approve the draft of durable graphs?"
+        assert view.gates[0].show == "a fine draft"
+        assert await decide(handle, first, {"decision": "revise"}) == "review@1"
+        second = await eventually(
+            lambda: _is(open_gate(handle), "review@2"), "the second review", within=30
+        )
+        assert second
+        await decide(handle, "review@2", {"decision": "approve"})
+        result = await handle.result()
+        view = await handle.query(GraphWorkflow.status)
+    assert result.status is GraphStatus.COMPLETED, result
+    assert result.state["verdict"] == {"decision": "approve"}
+    assert result.output == result.state  # no `output:` field: the whole state
+    visits = {n.name: (n.status, n.visits) for n in view.nodes}
+    assert visits == {"write": (NodeStatus.DONE, 2), "review": (NodeStatus.DONE, 2)}
+    assert len(harness.requests()) == 2  # the agent ran twice, one cycle each
+    assert result.fingerprint == spec.fingerprint()
+    replayed = await replay(await handle.fetch_history())
+    assert replayed.replay_failure is None, replayed.replay_failure
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return bool((await value) == expected)
+
+
+async def test_a_stale_gate_and_a_wrong_answer_are_rejected_before_history(
+    harness: Harness,
+) -> None:
+    task = harness.script([finish("draft")])
+    spec = loop_graph(task.removesuffix(" do the task"))
+    async with harness.worker():
+        handle = await start_graph(harness, spec, {"topic": "t"})
+        gate = await eventually(lambda: open_gate(handle), "the review", within=30)
+        for gate_id, answer, says in [
+            ("review@2", {"decision": "approve"}, "no open gate 'review@2' (open: review@1)"),
+            ("nope", {"decision": "approve"}, "no open gate 'nope'"),
+            (gate, {"decision": "maybe"}, "decision: 'maybe' is not one of"),
+            (gate, {"note": "no decision"}, "'decision' is a required property"),
+            (gate, "approve", "is not of type 'object'"),
+        ]:
+            with pytest.raises(WorkflowUpdateFailedError) as failed:
+                await decide(handle, gate_id, answer)
+            assert says in str(failed.value.cause), (gate_id, answer, failed.value.cause)
+        await decide(handle, gate, {"decision": "approve"})
+        # Answered: no longer open (rejected, or the graph has already completed).
+        with pytest.raises((WorkflowUpdateFailedError, RPCError)):
+            await decide(handle, gate, {"decision": "revise"})
+        result = await handle.result()
+    assert result.status is GraphStatus.COMPLETED
+    accepted = [
+        e
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    assert len(accepted) == 1  # the rejected ones never reached history
+
+
+async def test_a_gate_past_its_deadline_takes_its_default_answer(harness: Harness) -> None:
+    task = harness.script([finish("draft")])
+    spec = loop_graph(task.removesuffix(" do the task"), deadline="1s")
+    async with harness.worker():
+        handle = await start_graph(harness, spec, {"topic": "t"})
+        result = await handle.result()
+    assert result.status is GraphStatus.COMPLETED
+    assert result.state["verdict"] == {"decision": "approve"}
+
+
+async def test_spent_visits_take_the_on_exhausted_edge(harness: Harness) -> None:
+    task = harness.script([finish("draft")])
+    spec = loop_graph(task.removesuffix(" do the task"), max_reviews=2)
+    async with harness.worker():
+        handle = await start_graph(harness, spec, {"topic": "t"})
+        for visit in (1, 2):
+            gate = f"review@{visit}"
+            await eventually(lambda g=gate: _is(open_gate(handle), g), gate, within=30)  # type: ignore[misc]
+            await decide(handle, gate, {"decision": "revise"})
+        result = await handle.result()
+        view = await handle.query(GraphWorkflow.status)
+    # Two reviews said revise; the third visit is over the budget: on_exhausted is END.
+    assert result.status is GraphStatus.COMPLETED
+    nodes = {n.name: (n.status, n.visits) for n in view.nodes}
+    assert nodes == {"write": (NodeStatus.DONE, 3), "review": (NodeStatus.SKIPPED, 2)}
+
+
+async def test_an_invalid_graph_fails_at_start_with_every_problem(harness: Harness) -> None:
+    spec = GraphSpec.model_validate(
+        {
+            "name": "broken",
+            "state": {"x": {"type": "string"}},
+            "nodes": {"a": {"agent": {"task": "${nope}"}, "writes": "missing"}},
+            "edges": [{"from": "START", "to": "a"}, {"from": "a", "to": "b"}],
+        }
+    )
+    async with harness.worker():
+        handle = await start_graph(harness, spec, {})
+        with pytest.raises(Exception) as failed:
+            await handle.result()
+    text = str(getattr(failed.value, "cause", failed.value))
+    assert "invalid graph 'broken'" in text
+    for fragment in ("nope", "missing", "'b'"):
+        assert fragment in text, text
+
+
+async def test_the_report_example_runs_plan_map_review(harness: Harness) -> None:
+    """The README's report graph: a typed plan, a map of three writers, a revision."""
+    spec = load_graph((EXAMPLES / "report.yaml").read_text(), source="report.yaml")
+    sections = ["Intro", "Body", "End"]
+    harness.llm.add_script(
+        {
+            "name": f"plan-{harness.marker}",
+            "match": "List the sections of a report on tiny graphs",
+            "steps": [
+                {
+                    "tool_calls": [
+                        call("_task_finish", message="planned", output={"sections": sections})
+                    ]
+                }
+            ],  # fmt: skip
+        }
+    )
+    for name in sections:
+        harness.llm.add_script(
+            {
+                "name": f"write-{name}-{harness.marker}",
+                "match": f"Write the section {name}",
+                "steps": [finish(f"[{name} text]")],
+            }
+        )
+    async with harness.worker():
+        handle = await start_graph(harness, spec, {"topic": "tiny graphs"})
+        await eventually(lambda: _is(open_gate(handle), "review@1"), "review", within=60)
+        await decide(handle, "review@1", {"decision": "revise", "note": "more"})
+        await eventually(lambda: _is(open_gate(handle), "review@2"), "review 2", within=60)
+        await decide(handle, "review@2", {"decision": "approve"})
+        result = await handle.result()
+    assert result.status is GraphStatus.COMPLETED, result
+    assert result.state["draft"] == "[Intro text]\n\n[Body text]\n\n[End text]"
+    # sections is `append`: the plan's three, written once; each writer ran twice.
+    assert result.state["sections"] == sections
+    ran = [r.script for r in harness.llm.requests if harness.marker in (r.script or "")]
+    assert ran.count(f"plan-{harness.marker}") == 1
+    for name in sections:
+        assert ran.count(f"write-{name}-{harness.marker}") == 2
