@@ -59,7 +59,7 @@ def loop_graph(marker: str, *, max_reviews: int = 3, deadline: str | None = None
                     "from": "review",
                     "on": "${verdict.decision}",
                     "to": {"approve": "END", "revise": "write"},
-                },  # fmt: skip
+                },
             ],
         }
     )
@@ -217,7 +217,7 @@ async def test_the_report_example_runs_plan_map_review(harness: Harness) -> None
                         call("_task_finish", message="planned", output={"sections": sections})
                     ]
                 }
-            ],  # fmt: skip
+            ],
         }
     )
     for name in sections:
