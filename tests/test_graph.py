@@ -243,3 +243,24 @@ async def test_the_report_example_runs_plan_map_review(harness: Harness) -> None
     assert ran.count(f"plan-{harness.marker}") == 1
     for name in sections:
         assert ran.count(f"write-{name}-{harness.marker}") == 2
+
+
+async def test_a_gate_answered_while_no_worker_runs_is_applied_when_one_starts(
+    harness: Harness,
+) -> None:
+    task = harness.script([finish("draft")])
+    spec = loop_graph(task.removesuffix(" do the task"))
+    async with harness.worker():
+        handle = await start_graph(harness, spec, {"topic": "t"})
+        gate = await eventually(lambda: open_gate(handle), "the review", within=30)
+    # No worker: a signal is stored by the server; a stale one is dropped, not fatal.
+    await handle.signal(GraphWorkflow.decide_signal, GateDecision(gate_id="review@9", answer={}))
+    await handle.signal(
+        GraphWorkflow.decide_signal, GateDecision(gate_id=gate, answer={"decision": "approve"})
+    )
+    async with harness.worker():
+        result = await handle.result()
+        view = await handle.query(GraphWorkflow.status)
+    assert result.status is GraphStatus.COMPLETED
+    assert result.state["verdict"] == {"decision": "approve"}
+    assert view.dropped_inputs == 1

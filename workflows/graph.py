@@ -98,6 +98,7 @@ class GraphWorkflow:
         self._answers: dict[str, Any] = {}
         self._agents: set[str] = set()
         self._graphs: set[str] = set()
+        self._dropped = 0
         self._searchable = workflow.info().typed_search_attributes.get(search.STATUS) is not None
 
     @workflow.run
@@ -130,6 +131,7 @@ class GraphWorkflow:
             gates=list(self._gates.values()),
             error=self._error,
             runs=self._runs,
+            dropped_inputs=self._dropped,
         )
 
     @workflow.query(name="state")
@@ -155,15 +157,33 @@ class GraphWorkflow:
     @decide.validator
     def _validate_decision(self, decision: GateDecision) -> None:
         # Rejected here, a stale or malformed answer never reaches history.
+        problem = self._decision_problem(decision)
+        if problem is not None:
+            raise ApplicationError(problem, type="InvalidDecision")
+
+    @workflow.signal(name="decide_signal")
+    def decide_signal(self, decision: GateDecision) -> None:
+        """Fire-and-forget form of ``decide`` (sent even while no worker runs).
+
+        A signal cannot be refused: an invalid one is logged, counted and dropped.
+        """
+        problem = self._decision_problem(decision)
+        if problem is not None:
+            self.on_dropped_signal("decide_signal", problem)
+            return
+        self._answers[decision.gate_id] = decision.answer
+
+    def on_dropped_signal(self, handler: str, reason: str) -> None:
+        """A signal that cannot be applied (also told by :mod:`workflows.handler_guard`)."""
+        self._dropped += 1
+        workflow.logger.warning("%s signal dropped: %s", handler, reason)
+
+    def _decision_problem(self, decision: GateDecision) -> str | None:
         gate = self._gates.get(decision.gate_id)
         if gate is None or decision.gate_id in self._answers:
             open_ = ", ".join(g for g in self._gates if g not in self._answers) or "none"
-            raise ApplicationError(
-                f"no open gate {decision.gate_id!r} (open: {open_})", type="InvalidDecision"
-            )
-        problem = gp.answer_problem(gate.answer_schema, decision.answer)
-        if problem is not None:
-            raise ApplicationError(problem, type="InvalidDecision")
+            return f"no open gate {decision.gate_id!r} (open: {open_})"
+        return gp.answer_problem(gate.answer_schema, decision.answer)
 
     # --- steps ------------------------------------------------------------------------
 
@@ -313,20 +333,24 @@ class GraphWorkflow:
         )
         self._nodes[name].status = NodeStatus.WAITING
         self._set_status(GraphStatus.WAITING_USER)
+        timed_out = False
         try:
             await workflow.wait_condition(
                 lambda: key in self._answers,
                 timeout=timedelta(seconds=seconds) if seconds else None,
             )
         except TimeoutError:
-            if gate.on_timeout is None:
-                raise gp.NodeFailed(f"nobody answered gate {key} within {gate.deadline}") from None
-            self._answers[key] = gate.on_timeout
-        finally:
-            del self._gates[key]
-            if not self._gates:
-                self._set_status(GraphStatus.RUNNING)
-        return self._answers.pop(key)
+            timed_out = True
+        # Not in a ``finally``: an evicted run unwinds through here outside the event
+        # loop, where no workflow call may be made.
+        del self._gates[key]
+        if not self._gates:
+            self._set_status(GraphStatus.RUNNING)
+        if not timed_out:
+            return self._answers.pop(key)
+        if gate.on_timeout is None:
+            raise gp.NodeFailed(f"nobody answered gate {key} within {gate.deadline}")
+        return gate.on_timeout
 
     async def _map(self, name: str, key: str, node: Node) -> list[Any]:
         spec = node.map

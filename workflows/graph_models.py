@@ -115,6 +115,8 @@ class GraphView(BaseModel):
     gates: list[GateView] = Field(default_factory=list)
     error: str | None = None
     runs: int = 1
+    dropped_inputs: int = 0
+    """``decide_signal`` answers dropped as stale or invalid."""
 
 
 class GraphPending(BaseModel):
