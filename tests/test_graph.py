@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from tests.conftest import Harness, eventually
+from tests.processes import spawn_worker, worker_env
 from tests.replay import replay
 from tests.test_agent import call, finish
 from workflows import search_attributes as search
@@ -264,3 +266,82 @@ async def test_a_gate_answered_while_no_worker_runs_is_applied_when_one_starts(
     assert result.status is GraphStatus.COMPLETED
     assert result.state["verdict"] == {"decision": "approve"}
     assert view.dropped_inputs == 1
+
+
+async def test_a_worker_killed_mid_map_is_replaced_and_done_items_never_rerun(
+    harness: Harness, tmp_path: Path
+) -> None:
+    items = [f"item{i}" for i in range(4)]
+    for item in items:  # each item's agent answers after a pause, so the kill lands mid-map
+        harness.llm.add_script(
+            {
+                "name": f"{item}-{harness.marker}",
+                "match": f"{harness.marker} handle {item}",
+                "steps": [{**finish(f"done {item}"), "delay_seconds": 1.0}],
+            }
+        )
+    spec = load_graph(
+        {
+            "graph": "fan",
+            "state": {"items": {"type": "array"}, "results": {"type": "array"}},
+            "nodes": {
+                "each": {
+                    "map": {
+                        "over": "${items}",
+                        "node": {"agent": {"task": f"{harness.marker} handle ${{item}}"}},
+                        "concurrency": 2,
+                    },
+                    "writes": "results",
+                }
+            },
+            "edges": [["START", "each", "END"]],
+            "output": "results",
+        }
+    )
+    env = worker_env(harness)
+    first = await spawn_worker(env, tmp_path / "first.log")
+    second = None
+    try:
+        handle = await start_graph(harness, spec, {"items": items})
+        done = await eventually(
+            lambda: _children_completed(harness, handle), "an item to finish", within=60
+        )
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        second = await spawn_worker(env, tmp_path / "second.log")
+        result = await handle.result()
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert result.status is GraphStatus.COMPLETED, result
+    assert result.output == [f"done {item}" for item in items]  # in item order
+    started = [
+        e
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    assert len(started) == len(items)  # no item started twice
+    asked = [r.script for r in harness.llm.requests]
+    for child in done:  # finished before the kill: never asked again
+        item = items[int(child.rsplit("[", 1)[1].rstrip("]"))]
+        assert asked.count(f"{item}-{harness.marker}") == 1, (item, asked)
+
+
+async def _children_completed(
+    h: Harness, handle: WorkflowHandle[GraphWorkflow, GraphResult]
+) -> list[str]:
+    try:
+        view = await handle.query(GraphWorkflow.status)
+    except RPCError:  # the worker process is still starting: no one answers queries yet
+        return []
+    done = []
+    for child in view.nodes[0].children:
+        try:
+            described = await h.client.get_workflow_handle(child).describe()
+        except RPCError:  # initiated, not started yet
+            continue
+        if described.status is WorkflowExecutionStatus.COMPLETED:
+            done.append(child)
+    return done
