@@ -34,7 +34,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.models import TaskRequest, TaskResult
     from workflows import graph_policy as gp
-    from workflows import policy
+    from workflows import policy, telemetry
     from workflows import search_attributes as search
     from workflows.graph_expr import ExpressionError
     from workflows.graph_models import (
@@ -212,23 +212,32 @@ class GraphWorkflow:
         view = self._nodes[name]
         if node.max_visits is not None and view.visits >= node.max_visits:
             view.status = NodeStatus.SKIPPED
+            telemetry.node_finished(self._spec.name, name, node.kind.value, view.status, 0.0)
             if node.on_exhausted is None:
                 self._fail(f"node {name!r} ran {node.max_visits} times (max_visits) and has no "
                            "on_exhausted edge")  # fmt: skip
             return [node.on_exhausted]
         view.visits += 1
         view.status, view.error, view.children = NodeStatus.RUNNING, None, []
-        try:
-            result = await self._run_node(name, node, view.visits)
-            self._state = apply_writes(self._spec, self._state, node, result, visits=self._visits())
-        except (gp.NodeFailed, StateError, ExpressionError) as err:
-            view.status, view.error = NodeStatus.FAILED, str(err)
-            if node.on_error is None:
-                self._fail(f"node {name!r} failed: {err}", "NodeFailed")
-            workflow.logger.warning("node %s failed, taking on_error: %s", name, err)
-            return [node.on_error]
-        view.status = NodeStatus.DONE
-        return None
+        began = workflow.now()
+        with telemetry.node_span(self._spec.name, name, node.kind.value, view.visits):
+            try:
+                result = await self._run_node(name, node, view.visits)
+                self._state = apply_writes(
+                    self._spec, self._state, node, result, visits=self._visits()
+                )
+            except (gp.NodeFailed, StateError, ExpressionError) as err:
+                view.status, view.error = NodeStatus.FAILED, str(err)
+            else:
+                view.status = NodeStatus.DONE
+        seconds = (workflow.now() - began).total_seconds()
+        telemetry.node_finished(self._spec.name, name, node.kind.value, view.status, seconds)
+        if view.status is NodeStatus.DONE:
+            return None
+        if node.on_error is None:
+            self._fail(f"node {name!r} failed: {view.error}", "NodeFailed")
+        workflow.logger.warning("node %s failed, taking on_error: %s", name, view.error)
+        return [node.on_error]
 
     def _follow(self, name: str) -> list[str]:
         try:

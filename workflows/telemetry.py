@@ -1,4 +1,4 @@
-"""Replay-safe telemetry that workflow code calls: a span per cycle and per compaction.
+"""Replay-safe telemetry that workflow code calls: spans per cycle, compaction, graph node.
 
 Import it through ``workflow.unsafe.imports_passed_through()``: it must share the
 process's OpenTelemetry state with the worker, not get a sandboxed copy.
@@ -41,6 +41,8 @@ TRACER_NAME = "duragent.workflow"
 
 CYCLES_METRIC = "duragent_cycles"
 COMPACTIONS_METRIC = "duragent_compactions"
+GRAPH_NODES_METRIC = "duragent_graph_node_runs"
+GRAPH_NODE_DURATION_METRIC = "duragent_graph_node_duration_seconds"
 
 
 @contextmanager
@@ -75,6 +77,40 @@ def compaction_span(*, forced: bool) -> Iterator[Span]:
     _count(COMPACTIONS_METRIC, "Memory compactions of agent transcripts")
     with _span("compaction", {"duragent.compaction.forced": forced}) as span:
         yield span
+
+
+@contextmanager
+def node_span(graph: str, node: str, kind: str, visit: int) -> Iterator[Span]:
+    """Open the span ``node NAME`` around one visit of a graph's node.
+
+    The node's child agents and graphs, and its activities, become its children (the
+    child workflows carry the span's context), so an agent's cycles sit below its node.
+
+    Yields:
+        The span (a non-recording span when tracing is off).
+    """
+    attributes: dict[str, AttributeValue] = {
+        "duragent.graph.name": graph,
+        "duragent.graph.node": node,
+        "duragent.graph.kind": kind,
+        "duragent.graph.visit": visit,
+    }
+    with _span(f"node {node}", attributes) as span:
+        yield span
+
+
+def node_finished(graph: str, node: str, kind: str, status: str, seconds: float) -> None:
+    """Count a node visit by how it ended, and record how long it took (workflow time).
+
+    Labels are the graph's and the node's names (as many as the specs declare), the
+    node's kind and its status (``done``, ``failed``, ``skipped``).
+    """
+    labels = {"graph": graph, "node": node, "kind": kind, "status": status}
+    meter = workflow.metric_meter().with_additional_attributes(labels)
+    meter.create_counter(GRAPH_NODES_METRIC, "Graph node visits, by how they ended").add(1)
+    meter.create_histogram_float(
+        GRAPH_NODE_DURATION_METRIC, "How long graph node visits took", "s"
+    ).record(seconds)
 
 
 def _count(name: str, description: str) -> None:
