@@ -32,6 +32,7 @@ from activities.limits import bound_turn
 from activities.models import LLMRequest, LLMResult, Message, Role, TokenUsage, ToolCall
 from activities.providers import ModelFamilies, PriceTable, ResolvedModel
 from activities.store import StoreMiss, TranscriptStore
+from activities.tools.control import TASK_FINISH, typed_finish_tool
 from activities.tools.image import image_data_url, image_refs
 from activities.tools.registry import ToolRegistry
 from activities.tools.workspace import Workspace
@@ -136,6 +137,13 @@ class LLMActivities:
         extra = body.pop("extra_body", None) or {}
         body["messages"] = messages
         tools = self._registry.schemas(request.tool_names)
+        if request.finish_output_schema is not None:
+            tools = [
+                typed_finish_tool(t, request.finish_output_schema)
+                if t["function"]["name"] == TASK_FINISH
+                else t
+                for t in tools
+            ]
         if tools:
             body["tools"] = tools
         body.update(extra)

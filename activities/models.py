@@ -155,6 +155,11 @@ class LLMRequest(BaseModel):
     workspace: str | None = None
     """The agent's workspace folder, where its artifacts and images are read from
     (``None``: the whole root, as for :attr:`ToolRequest.workspace`)."""
+    finish_output_schema: dict[str, JsonValue] | None = None
+    """The agent's output schema, when it must finish with a typed result: the
+    ``_task_finish`` entry of this call then requires an ``output`` matching it (the
+    registry's shared entries stay as they are). It travels with every call, so the
+    workflow bounds its size when the agent starts."""
 
 
 class LLMResult(BaseModel):

@@ -25,6 +25,8 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import JsonValue
+
     from activities.errors import LLMErrorType, ToolError
     from activities.llm import LLMActivities
     from activities.memory import MemoryActivities
@@ -152,6 +154,7 @@ class AgentWorkflow:
         self._todos = list(carry.todos)
         self._doing: str | None = None
         self._answer: str | None = None
+        self._output: JsonValue = None
         self._files: list[str] = []
         self._error: str | None = None
         self._cancel_reason: str | None = None
@@ -228,6 +231,7 @@ class AgentWorkflow:
             deadline=self._budget.deadline,
             workspace=self._workspace,
             shell=self._shell.carry(),
+            output=self._output,
         )
 
     @workflow.query(name="transcript")
@@ -414,6 +418,10 @@ class AgentWorkflow:
         if described.unknown:
             self._fail(f"unknown tools requested: {', '.join(described.unknown)}", "UnknownTools")
         self._tools = {t.name: t for t in described.tools}
+        # A schema the model could never satisfy ends the run now, not at max_cycles.
+        problem = policy.output_schema_problem(self._input.output_schema, self._tools)
+        if problem is not None:
+            self._fail(problem, "InvalidOutputSchema")
         self._skills = described.skills if ACTIVATE_SKILL in self._tools else []
 
     async def _cycle(self) -> None:
@@ -430,7 +438,9 @@ class AgentWorkflow:
             runnable = [c for c in calls if c.id not in refused]
 
             control = policy.interpret_control_calls(
-                [c for c in runnable if self._is_control(c)], self._todos
+                [c for c in runnable if self._is_control(c)],
+                self._todos,
+                output_schema=self._input.output_schema,
             )
             if control.todos is not None:
                 self._todos = control.todos
@@ -486,6 +496,7 @@ class AgentWorkflow:
             temperature=self._input.temperature,
             options=self._input.model_options,
             workspace=self._workspace,
+            finish_output_schema=self._input.output_schema,
         )
         self._llm_calls += 1
         return await workflow.execute_activity_method(
@@ -783,6 +794,7 @@ class AgentWorkflow:
         self._transcript.extend(policy.tool_message(results[c.id]) for c in calls)
         if directive.kind is policy.DirectiveKind.FINISH:
             self._answer = directive.answer
+            self._output = directive.output
             self._files = list(directive.files)
             self._set_status(AgentStatus.COMPLETED)
         elif directive.kind is policy.DirectiveKind.NUDGE:
@@ -960,4 +972,5 @@ class AgentWorkflow:
             runs=self._runs,
             compactions=self._compactions,
             llm_attempts=self._llm_attempts,
+            output=self._output,
         )

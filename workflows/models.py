@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, JsonValue, field_validator
 
 from activities.models import ApprovalMode, Message, ModelOptions, TokenUsage
 from activities.tools.control import Selection, TodoItem
@@ -303,6 +303,12 @@ class AgentInput(BaseModel):
     names it; when ``None`` a new run gets a folder of its own, named by its workflow id.
     A sub-agent gets its parent's. Continue-as-new carries the folder the run decided
     on (``None`` there: the whole root, for runs started before per-agent workspaces)."""
+    output_schema: dict[str, JsonValue] | None = None
+    """JSON Schema (Draft 2020-12) of a typed result the agent must finish with: the
+    model sees it as the required ``output`` of ``_task_finish``, an output that does
+    not match goes back to it as a tool error, and a matching one is the result's
+    :attr:`AgentResult.output`. At most 16 KiB, local ``$ref`` only; a schema that
+    cannot be used fails the run at its start (``InvalidOutputSchema``)."""
 
     @field_validator("workspace")
     @classmethod
@@ -490,6 +496,9 @@ class AgentView(BaseModel):
     """The agent's folder under the worker's workspace root (``None``: the whole root)."""
     shell: ShellCarry | None = None
     """The worker its shell work is pinned to and its background commands."""
+    output: JsonValue = None
+    """The typed result, once the agent finished with one (see
+    :attr:`AgentInput.output_schema`)."""
 
 
 class AgentResult(BaseModel):
@@ -510,3 +519,6 @@ class AgentResult(BaseModel):
     compactions: int = 0
     llm_attempts: int = 0
     """LLM activity attempts that led to answers, retries included."""
+    output: JsonValue = None
+    """The typed result, matching :attr:`AgentInput.output_schema`; ``None`` for an
+    agent without one, or that did not complete."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from pydantic import JsonValue
 from temporalio.common import RetryPolicy
 
 from activities import limits
@@ -37,10 +39,12 @@ from activities.tools.control import (
     TaskFinishArgs,
     TodoItem,
     TodoWriteArgs,
+    TypedTaskFinishArgs,
     open_todos,
 )
 from activities.tools.dangerous import is_dangerous_command
 from activities.tools.registry import parse_arguments
+from workflows import json_schema
 from workflows.budgets import Budget
 from workflows.models import (
     ActivityPolicy,
@@ -87,6 +91,8 @@ class Directive:
     answer: str | None = None
     files: tuple[str, ...] = ()
     question: PendingQuestion | None = None
+    output: JsonValue = None
+    """The typed result of a finish, checked against the agent's output schema."""
 
 
 @dataclass(frozen=True)
@@ -227,13 +233,19 @@ def budget_exhausted(usage_total: int, budget: int | None) -> bool:
     return budget is not None and usage_total >= budget
 
 
-def interpret_control_calls(calls: list[ToolCall], todos: list[TodoItem]) -> ControlOutcome:
+def interpret_control_calls(
+    calls: list[ToolCall],
+    todos: list[TodoItem],
+    *,
+    output_schema: dict[str, JsonValue] | None = None,
+) -> ControlOutcome:
     """Validate the control calls of a cycle and decide which ones count.
 
     Todo writes apply first, in order, so a model may complete its last item and finish
-    in one turn. ``_task_finish`` is refused while todos are open. A finish wins over a
-    question; of several questions only the first is asked. Invalid arguments become
-    error results the model can fix.
+    in one turn. ``_task_finish`` is refused while todos are open, and, for an agent
+    with an ``output_schema``, while its ``output`` is missing or does not match. A
+    finish wins over a question; of several questions only the first is asked.
+    Invalid arguments become error results the model can fix.
     """
     results: dict[str, ToolResult] = {}
     new_todos: list[TodoItem] | None = None
@@ -244,7 +256,7 @@ def interpret_control_calls(calls: list[ToolCall], todos: list[TodoItem]) -> Con
         except ToolError as err:
             results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
     current = todos if new_todos is None else new_todos
-    finish = _finish(calls, current, results)
+    finish = _finish(calls, current, results, output_schema)
     question = _first_question(calls, results)
     if finish is not None and question is not None:
         skipped = next(c for c in calls if c.id == question.id)
@@ -262,12 +274,19 @@ def interpret_control_calls(calls: list[ToolCall], todos: list[TodoItem]) -> Con
 
 
 def _finish(
-    calls: list[ToolCall], todos: list[TodoItem], results: dict[str, ToolResult]
+    calls: list[ToolCall],
+    todos: list[TodoItem],
+    results: dict[str, ToolResult],
+    output_schema: dict[str, JsonValue] | None,
 ) -> TaskFinishArgs | None:
     finish: TaskFinishArgs | None = None
     for call in (c for c in calls if c.name == TASK_FINISH):
         try:
-            args = parse_arguments(call.name, TaskFinishArgs, call.arguments)
+            if output_schema is None:
+                args = parse_arguments(call.name, TaskFinishArgs, call.arguments)
+            else:
+                args = parse_arguments(call.name, TypedTaskFinishArgs, call.arguments)
+                check_output(args, output_schema)
         except ToolError as err:
             results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
             continue
@@ -316,17 +335,81 @@ def _todo_summary(todos: list[TodoItem]) -> str:
 
 def decide(calls: list[ToolCall], control: ControlOutcome) -> Directive:
     """What to do after a cycle, from its tool calls and control outcome."""
-    if control.finish is not None:
+    finish = control.finish
+    if finish is not None:
         return Directive(
             DirectiveKind.FINISH,
-            answer=control.finish.message,
-            files=tuple(control.finish.files),
+            answer=finish.message,
+            files=tuple(finish.files),
+            output=finish.output if isinstance(finish, TypedTaskFinishArgs) else None,
         )
     if control.question is not None:
         return Directive(DirectiveKind.ASK, question=control.question)
     if not calls:
         return Directive(DirectiveKind.NUDGE)
     return Directive(DirectiveKind.CONTINUE)
+
+
+# --- typed output -----------------------------------------------------------------------
+
+MAX_OUTPUT_SCHEMA_BYTES = 16 * limits.KIB
+"""An agent's output schema, as compact JSON: it rides in every LLM call's input."""
+SCHEMA_IN_ERROR_BYTES = 8 * limits.KIB
+"""The schema as quoted in an invalid output's error (the tool's parameters hold it
+whole); with the errors it stays under ``limits.MAX_ERROR_BYTES``."""
+
+
+def output_schema_problem(
+    schema: dict[str, JsonValue] | None, offered: Iterable[str]
+) -> str | None:
+    """Why an agent cannot finish with a typed result under ``schema``, or ``None``.
+
+    Checked once, when the run starts: a schema that cannot be used would leave the
+    model no way to finish.
+
+    Args:
+        schema: The agent's output schema; ``None`` asks for no typed result.
+        offered: The tools the agent has.
+    """
+    if schema is None:
+        return None
+    problem = json_schema.schema_problem(schema, MAX_OUTPUT_SCHEMA_BYTES)
+    if problem is not None:
+        return f"output_schema: {problem}"
+    if TASK_FINISH not in offered:
+        return f"output_schema: the agent must have {TASK_FINISH} to return its output"
+    return None
+
+
+def check_output(args: TypedTaskFinishArgs, schema: dict[str, JsonValue]) -> None:
+    """Check a ``_task_finish`` output against the agent's schema, as the model needs it.
+
+    Raises:
+        ToolError: With code ``invalid_output`` when ``output`` is missing or does not
+            match: the validator's first errors, each at its JSON path in the output
+            (``$`` is the output itself), then the schema to match.
+    """
+    shown = limits.truncate(json.dumps(schema, separators=(",", ":")), SCHEMA_IN_ERROR_BYTES)
+    if "output" not in args.model_fields_set:
+        raise ToolError(
+            f"{TASK_FINISH} needs `output`, your result as JSON matching the agent's "
+            f"output schema. Call {TASK_FINISH} again with `message` and an `output` "
+            f"that matches this JSON Schema: {shown}",
+            code="invalid_output",
+        )
+    problems, count = json_schema.errors(args.output, schema)
+    if not problems:
+        return
+    counted = f"{count} error" if count == 1 else f"{count} errors"
+    if count > len(problems):
+        counted += f", the first {len(problems)} shown"
+    raise ToolError(
+        f"the output does not match its schema ({counted}):\n"
+        + "\n".join(f"- {p}" for p in problems)
+        + f"\nNothing was finished. Call {TASK_FINISH} again with an `output` that "
+        f"matches this JSON Schema: {shown}",
+        code="invalid_output",
+    )
 
 
 def cycles_exhausted(cycles_done: int, max_cycles: int) -> bool:

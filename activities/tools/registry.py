@@ -67,6 +67,13 @@ _MAX_CACHED_NAME_SETS = 256
 
 _DOC_SECTION = re.compile(r"(Args|Arguments|Returns|Yields|Raises|Examples?|Notes?|Attributes):")
 
+MAX_ARGUMENT_DEPTH = 128
+"""Nesting of a call's JSON arguments. Deeper, ``json.loads`` may raise
+``RecursionError`` at a depth that depends on the caller's stack: in a workflow that
+would fail the task, or pass on one replay and not on another."""
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
 
 @dataclass(frozen=True)
 class ToolContext:
@@ -305,6 +312,13 @@ def parse_arguments(tool_name: str, model: type[ArgsT], raw: str) -> ArgsT:
         ToolError: With code ``invalid_arguments`` and a message that tells the model
             exactly what to fix.
     """
+    depth = _nesting(raw)
+    if depth > MAX_ARGUMENT_DEPTH:
+        raise ToolError(
+            f"arguments for {tool_name} nest {depth} levels deep, more than "
+            f"{MAX_ARGUMENT_DEPTH}; send flatter JSON",
+            code="invalid_arguments",
+        )
     try:
         data = json.loads(raw or "{}")
     except json.JSONDecodeError as err:
@@ -323,3 +337,14 @@ def parse_arguments(tool_name: str, model: type[ArgsT], raw: str) -> ArgsT:
         raise ToolError(
             f"invalid arguments for {tool_name}: {problems}", code="invalid_arguments"
         ) from err
+
+
+def _nesting(raw: str) -> int:
+    """How deeply arrays and objects nest in JSON text (strings skipped); no recursion."""
+    if raw.count("[") + raw.count("{") <= MAX_ARGUMENT_DEPTH:
+        return 0  # too few brackets to be too deep: the common case costs two counts
+    level = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", raw)):
+        level += 1 if bracket in "[{" else -1
+        deepest = max(deepest, level)
+    return deepest
