@@ -188,9 +188,10 @@ class GraphWorkflow:
     # --- steps ------------------------------------------------------------------------
 
     def _start(self) -> None:
-        problems = validate(self._spec)
+        problems = [f"{p.where}: {p.message}" for p in validate(self._spec)]
+        problems += gp.schema_problems(self._spec)
         if problems:
-            listed = "; ".join(f"{p.where}: {p.message}" for p in problems)
+            listed = "; ".join(problems)
             self._fail(f"invalid graph {self._spec.name!r}: {listed}", "InvalidGraph")
         try:
             self._state = initial_state(self._spec, self._input.input)

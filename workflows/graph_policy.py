@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
+from workflows import json_schema
 from workflows.graph_expr import (
     ExpressionError,
     evaluate,
@@ -31,8 +31,8 @@ from workflows.graph_spec import (
 )
 from workflows.models import AgentInput
 
-# How much of a validator's complaint an answer's sender reads: enough to fix it.
-MAX_ANSWER_ERRORS = 5
+# A gate's answer schema travels in the run's input with the spec; keep it small.
+MAX_GATE_SCHEMA_BYTES = 16_384
 
 
 class NodeFailed(Exception):
@@ -140,15 +140,28 @@ def evaluate_text(template: str, names: Mapping[str, Any]) -> Any:
 
 
 def answer_problem(schema: Mapping[str, Any] | None, answer: JsonValue) -> str | None:
-    """Why an answer does not fit a gate's JSON Schema, or ``None`` when it does."""
+    """Why an answer does not fit a gate's JSON Schema, or ``None`` when it does.
+
+    The same checks as an agent's typed output (:mod:`workflows.json_schema`): no remote
+    ``$ref`` is fetched, and a value nested deeper than the bound is refused unread.
+    """
     if schema is None:
         return None
-    errors = sorted(Draft202012Validator(dict(schema)).iter_errors(answer), key=str)
-    if not errors:
+    shown, count = json_schema.errors(answer, schema)
+    if not count:
         return None
-    shown = [f"{'/'.join(str(p) for p in e.absolute_path) or '(answer)'}: {e.message}"
-             for e in errors[:MAX_ANSWER_ERRORS]]  # fmt: skip
-    return "the answer does not fit the gate's schema: " + "; ".join(shown)
+    return f"the answer does not fit the gate's schema ({count} error(s)): " + "; ".join(shown)
+
+
+def schema_problems(spec: GraphSpec) -> list[str]:
+    """Gate schemas that cannot be applied (a remote ``$ref``, a bad pattern, too big)."""
+    problems = []
+    for name, node in spec.nodes.items():
+        if node.gate is not None and node.gate.answer is not None:
+            problem = json_schema.schema_problem(node.gate.answer, MAX_GATE_SCHEMA_BYTES)
+            if problem is not None:
+                problems.append(f"nodes.{name}.gate.answer: {problem}")
+    return problems
 
 
 def is_end(name: str) -> bool:
