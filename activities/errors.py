@@ -3,8 +3,11 @@
 The tree::
 
     DuragentError                 base of everything duragent raises on purpose
-    └── ToolError                 a tool could not do what was asked; the model is told
-                                  (status ``error`` with a code), nothing is retried
+    ├── ToolError                 a tool could not do what was asked; the model is told
+    │                             (status ``error`` with a code), nothing is retried
+    └── TaskError                 a graph's task function failed; not retried unless it
+                                  says ``retryable=True`` (``ApplicationError`` of type
+                                  ``TaskFailed``, see ``TaskErrorType``)
 
 The workflow fails a run with ``ApplicationError(type="AgentFailed")`` carrying the
 activity's own message (e.g. a bad API key), so Temporal shows the run as Failed with
@@ -93,6 +96,33 @@ class ToolError(DuragentError):
         super().__init__(message)
         self.code = code
         """Short machine-readable code, e.g. ``not_found`` or ``path_escape``."""
+
+
+class TaskError(DuragentError):
+    """A task function failed in a way another attempt would not fix.
+
+    Raise it from a function registered with ``activities.tasks.task``: the task node
+    fails at once (or goes to its ``on_error`` edge) with this message. Any other
+    exception is retried by Temporal up to the node's ``max_attempts``.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        """True when another attempt may succeed: the node's retry policy applies."""
+
+
+class TaskErrorType(StrEnum):
+    """``ApplicationError.type`` values of the task activity; only ``FAILED`` may retry."""
+
+    UNKNOWN = "TaskNotFound"
+    """No function of that ref on the worker (start it with ``--load MODULE``)."""
+    BAD_ARGUMENTS = "TaskBadArguments"
+    """The arguments do not fit the function's parameters."""
+    FAILED = "TaskFailed"
+    """The function raised ``TaskError`` (retried only when it said ``retryable``)."""
+    NOT_JSON = "TaskResultNotJSON"
+    TOO_LARGE = "TaskResultTooLarge"
 
 
 class LLMErrorType(StrEnum):

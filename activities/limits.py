@@ -17,6 +17,7 @@ model's text / reasoning    256 KiB      truncated by the LLM activity, with a n
 one tool call's arguments   256 KiB      the call is refused; the model is told why
 all of one turn's args      512 KiB      the calls past it are refused the same way
 tool result (error text)    16 KiB       truncated (large output goes to artifacts)
+a graph task's result       256 KiB      the task fails, not retried; the error says so
 ==========================  ===========  ===============================================
 
 Sizes are UTF-8 bytes, not characters: a payload is bytes. Everything here is pure,
@@ -41,6 +42,9 @@ MAX_ARGUMENTS_BYTES = 256 * KIB
 MAX_TURN_ARGUMENTS_BYTES = 512 * KIB
 MAX_ERROR_BYTES = 16 * KIB
 """A tool's error message (results over ``large_result_chars`` go to artifacts)."""
+MAX_TASK_RESULT_BYTES = 256 * KIB
+"""A graph task function's return value, as compact JSON: it enters the graph's state
+(write a file or an object and return its name for more)."""
 
 
 def size(text: str) -> int:

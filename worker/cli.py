@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from worker.telemetry import TelemetrySettings
 
 EXAMPLES = {
-    "worker": "DURAGENT_TASK_QUEUE=duragent duragent worker",
+    "worker": "DURAGENT_TASK_QUEUE=duragent duragent worker --load mypkg.tasks,mypkg.tools",
     "run": 'duragent run "Summarise the files in the workspace" --wait\n'
     "  duragent run --task-file task.md --id report-42 --tools _read_file,_write_file\n"
     "  git diff | duragent run - --wait",
@@ -86,7 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"duragent {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _command(sub, "worker", "run a worker (until SIGTERM/SIGINT)")
+    worker = _command(sub, "worker", "run a worker (until SIGTERM/SIGINT)")
+    worker.add_argument(
+        "--load",
+        type=arg.module_names,
+        metavar="MODULE[,MODULE]",
+        help="import these modules at start: their tools and graph tasks join the built-in "
+        "ones (default: DURAGENT_LOAD)",
+    )
     _add_run(sub)
     _add_inspection(sub)
     _add_human_in_the_loop(sub)
@@ -264,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("server", "demo"):
             return _local(args)
         settings = Settings.from_env(os.environ)
+        if args.command == "worker":
+            settings = _with_modules(settings, args.load)
         telemetry = TelemetrySettings.from_env(os.environ)
         return asyncio.run(_dispatch(args, settings, telemetry))
     except (UserError, SettingsError, TelemetrySettingsError, TemporalUnavailable) as err:
@@ -273,6 +282,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reader_gone()
     except KeyboardInterrupt:
         return 130
+
+
+def _with_modules(settings: Settings, load: tuple[str, ...] | None) -> Settings:
+    """The worker's settings with ``--load`` (over ``DURAGENT_LOAD``), its modules imported.
+
+    Imported here, before connecting, so a module that does not import is reported
+    in one line whether or not a server answers. Modules are looked for in the
+    current folder too (a console script's path does not hold it), as ``python -m``
+    would find them.
+    """
+    import dataclasses
+
+    from worker.plugin import load_modules
+
+    if load:
+        settings = dataclasses.replace(settings, load=load)
+    if settings.load and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    load_modules(settings.load)
+    return settings
 
 
 def _reader_gone() -> int:

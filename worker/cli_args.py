@@ -38,6 +38,8 @@ MAX_NAME_CHARS = 200
 """A model, an owner, a question or call id, a fingerprint."""
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """What OpenAI-compatible providers accept as a function name."""
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+"""A dotted Python module name, as ``--load`` and ``DURAGENT_LOAD`` take them."""
 STDIN = "-"
 AGENT_STATUSES = (
     "running",
@@ -185,6 +187,31 @@ def built_in_tools() -> frozenset[str]:
 def unknown_tools(names: list[str] | None) -> list[str]:
     """The names that are no built-in tool (a worker may still register them)."""
     return [n for n in names or [] if n not in built_in_tools()]
+
+
+def split_module_names(value: str) -> tuple[str, ...]:
+    """``a.b,c``: distinct dotted module names, in order.
+
+    Raises:
+        ValueError: No name, or one that is no module name.
+    """
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise ValueError("names no module")
+    bad = [n for n in names if not MODULE_NAME.fullmatch(n)]
+    if bad:
+        raise ValueError(
+            f"{_shown(bad[0])} is not a module name (dotted, like mypkg.tasks; not a file path)"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def module_names(value: str) -> tuple[str, ...]:
+    """``--load a.b,c``: module names (whether they import is checked before connecting)."""
+    try:
+        return split_module_names(_utf8(value, "--load"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def json_object(value: str) -> str:

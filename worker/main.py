@@ -30,6 +30,7 @@ from worker.plugin import (
     build_openai_client,
     host_activities,
     host_queue_name,
+    load_modules,
     precompile_workflows,
     shell_sandbox,
     worker_activities,
@@ -139,13 +140,24 @@ def build_workers(
     background: BackgroundCommands | None = None,
     mirrors: WorkspaceMirrors | None = None,
 ) -> AgentWorkers:
-    """The worker for the agent workflow and its activities, and its host-queue worker."""
+    """The worker for the agent workflow and its activities, and its host-queue worker.
+
+    The modules ``settings.load`` names are imported here: their tools join ``tools``
+    (the built-in set when ``None``), their tasks are what graphs' task nodes run.
+
+    Raises:
+        ModuleLoadError: A module to load cannot be imported, or clashes.
+    """
     precompile_workflows()
+    loaded = load_modules(settings.load)
+    if settings.load:
+        log.info("%s", loaded.summary())
     identity, host_queue = worker_identity(settings.task_queue)
     activities = worker_activities(
         client=llm_client,
         workspace=agent_workspace(settings),
-        tools=tools,
+        tools=loaded.all_tools(tools) if loaded.tools else tools,
+        tasks=loaded.tasks,
         background=background,
         store=blob_store(settings),
         families=settings.model_families,

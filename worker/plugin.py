@@ -6,13 +6,16 @@ workflows and the activities cannot drift apart between them.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import inspect
 import logging
 import py_compile
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
@@ -24,11 +27,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.boundary import ActivityBoundary
 from activities.llm import LLMActivities
 from activities.memory import MemoryActivities
+from activities.models import ToolKind
 from activities.objectstore import ObjectBlobStore
 from activities.providers import ModelFamilies, PriceTable
 from activities.redact import Redactor
 from activities.sticky import StickyReset
 from activities.store import BlobStore, LocalDirectoryStore, TranscriptStore
+from activities.tasks import TaskActivities, TaskRegistry, tasks_in
 from activities.tools import (
     LocalWorkspace,
     S3Workspace,
@@ -73,6 +78,7 @@ PASSTHROUGH_MODULES = (
     "workflows.graph_spec",
     "workflows.graph_state",
     "workflows.graph_validate",
+    "workflows.json_schema",
     "workflows.models",
     "workflows.outage",
     "workflows.policy",
@@ -232,6 +238,7 @@ def worker_activities(
     mirrors: WorkspaceMirrors | None = None,
     host_queue: str | None = None,
     worker: str = "",
+    tasks: Sequence[Callable[..., Any]] = (),
 ) -> list[Callable[..., Any]]:
     """Build the activity objects once and return their activity methods.
 
@@ -253,6 +260,10 @@ def worker_activities(
         mirrors: Local copies of object-store workspaces, where shell commands run.
         host_queue: The worker's own task queue, where runs send their shell work.
         worker: Who the worker is (its identity), told to the runs it takes shell work for.
+        tasks: Functions marked with ``activities.tasks.task`` that graphs' task nodes
+            run (see :func:`load_modules`). The task activity is registered even
+            without any, so a graph naming a task this worker lacks fails at once,
+            saying which tasks it has.
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
     if isinstance(workspace, Path):
@@ -281,6 +292,7 @@ def worker_activities(
     return [
         llm.chat,
         memory.summarize,
+        TaskActivities(TaskRegistry(tasks)).run_task,
         tool_activities.describe_tools,
         tool_activities.run_tool,
         tool_activities.validate_arguments,
@@ -306,3 +318,92 @@ def host_activities(activities: Sequence[Callable[..., Any]]) -> list[Callable[.
         if isinstance(getattr(a, "__self__", None), ToolActivities)
         and getattr(a, "__name__", "") in _HOST_ACTIVITIES
     ]
+
+
+# --- modules a worker loads (`duragent worker --load MODULE`) --------------------------
+
+
+class ModuleLoadError(SettingsError):
+    """A module of ``--load`` or ``DURAGENT_LOAD`` cannot be imported, or clashes."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the modules a worker loads add to it."""
+
+    modules: tuple[ModuleType, ...] = ()
+    tools: tuple[Tool[Any], ...] = ()
+    """Tools made with ``activities.tools.tool`` found in the modules."""
+    tasks: tuple[Callable[..., Any], ...] = ()
+    """Functions marked with ``activities.tasks.task`` found in the modules."""
+
+    def all_tools(self, tools: Sequence[Tool[Any]] | None = None) -> list[Tool[Any]]:
+        """``tools`` (the built-in set when ``None``) and the loaded ones after them."""
+        base = default_tools() if tools is None else list(tools)
+        return base + [t for t in self.tools if not any(t is b for b in base)]
+
+    def summary(self) -> str:
+        """One line for the worker's log: the modules and what each brought."""
+        tasks = ", ".join(TaskRegistry(self.tasks).refs) or "none"
+        tools = ", ".join(t.name for t in self.tools) or "none"
+        names = ", ".join(m.__name__ for m in self.modules)
+        return f"loaded {names}: tasks {tasks}; tools {tools}"
+
+
+def load_modules(names: Sequence[str]) -> Loaded:
+    """Import the modules a worker is told to load, and find their tools and tasks.
+
+    Importing runs each module's top-level code once per process (Python caches
+    modules), so calling this again is cheap. The modules' tools join the built-in
+    ones; their tasks are what ``duragent.run_task`` runs.
+
+    Raises:
+        ModuleLoadError: A module cannot be imported (named, with the reason on one
+            line), a tool takes a built-in tool's name, or two tasks share a ref.
+    """
+    modules = tuple(_import(name) for name in dict.fromkeys(names))
+    tools: dict[str, Tool[Any]] = {}
+    built_in = {t.name for t in default_tools()}
+    for module in modules:
+        for value in vars(module).values():
+            if not isinstance(value, Tool) or value.kind is not ToolKind.ACTIVITY:
+                continue
+            if any(value is t for t in default_tools()) or tools.get(value.name) is value:
+                continue  # a built-in tool imported by the module, or one seen already
+            if value.name in built_in or value.name in tools:
+                raise ModuleLoadError(
+                    f"module {module.__name__!r}: tool {value.name!r} has the name of "
+                    "a built-in or another loaded tool; name it otherwise (@tool(name=...))"
+                )
+            tools[value.name] = value
+    tasks = tasks_in(modules)
+    try:
+        TaskRegistry(tasks)
+    except ValueError as err:
+        raise ModuleLoadError(f"{', '.join(names)}: {err}") from None
+    return Loaded(modules=modules, tools=tuple(tools.values()), tasks=tuple(tasks))
+
+
+def _import(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        missing = err.name or ""
+        if name.endswith(".py") and (name == missing or name.startswith(f"{missing}.")):
+            raise ModuleLoadError(
+                f"cannot load module {name!r}: give a module's name, not its file's "
+                f"({name.removesuffix('.py').replace('/', '.')!r})"
+            ) from None
+        if name == missing or name.startswith(f"{missing}."):
+            raise ModuleLoadError(
+                f"cannot load module {name!r}: no module named {missing!r} (run duragent "
+                "from the folder that holds it, or add that folder to PYTHONPATH)"
+            ) from None
+        raise ModuleLoadError(
+            f"cannot load module {name!r}: it imports {missing!r}, which is not installed"
+        ) from None
+    except Exception as err:  # its own code failed: say how, in one line
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ModuleLoadError(
+            f"cannot load module {name!r}: {type(err).__name__}: {first}".rstrip(": ")
+        ) from None

@@ -14,6 +14,7 @@ from activities.objectstore import ObjectStoreConfig
 from activities.providers import ModelFamilies, PriceTable
 from activities.redact import secrets_in_environment
 from activities.tools.sandbox import DEFAULT_LANG, DEFAULT_TERM, SANDBOX_PATH, SandboxMode
+from worker.cli_args import split_module_names
 
 DEFAULT_TASK_QUEUE = "duragent"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -121,6 +122,10 @@ class Settings:
     """Values redacted from everything that leaves the worker (failures, results):
     secret-looking variables of its environment, URL passwords, and the names listed
     in ``DURAGENT_SECRET_ENV``. The LLM key is always added."""
+    load: tuple[str, ...] = ()
+    """``DURAGENT_LOAD=mypkg.tasks,mypkg.tools`` (or ``duragent worker --load``): modules
+    a worker imports at start; the tools (``activities.tools.tool``) and graph tasks
+    (``activities.tasks.task``) defined in them join its built-in ones."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -151,6 +156,7 @@ class Settings:
                 *(object_store.secrets if object_store else ()),
                 *(workspace_store.secrets if workspace_store else ()),
             ),
+            load=_modules(env, "DURAGENT_LOAD"),
         )
 
 
@@ -191,6 +197,16 @@ def _workspace(env: Mapping[str, str]) -> tuple[Path, ObjectStoreConfig | None]:
         raise SettingsError(
             f"DURAGENT_WORKSPACE: {err} (a local workspace is a folder path)"
         ) from None
+
+
+def _modules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    value = env.get(name, "").strip()
+    if not value:
+        return ()
+    try:
+        return split_module_names(value)
+    except ValueError as err:
+        raise SettingsError(f"{name}: {err}") from None
 
 
 def _names(env: Mapping[str, str], name: str) -> list[str]:
