@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.conftest import Harness, eventually
 from tests.processes import spawn_worker, worker_env
 from tests.replay import replay
 from tests.test_agent import call, finish
+from worker.main import agent_worker
 from workflows import search_attributes as search
 from workflows.graph import GraphWorkflow
 from workflows.graph_load import load_graph
@@ -345,3 +347,47 @@ async def _children_completed(
         if described.status is WorkflowExecutionStatus.COMPLETED:
             done.append(child)
     return done
+
+
+async def test_the_research_example_runs_tasks_a_map_and_a_sub_graph(harness: Harness) -> None:
+    """Registered tasks, a typed plan, a map that collects, a child graph with its output."""
+    spec = load_graph((EXAMPLES / "research.yaml").read_text(), source="research.yaml")
+    queries = ["what is durable", "what is a crash"]
+    m = harness.marker
+    harness.llm.add_script(
+        {
+            "name": f"plan-{m}",
+            "match": "Write three search queries for: Durable agents?",
+            "steps": [
+                {"tool_calls": [call("_task_finish", message="ok", output={"queries": queries})]}
+            ],
+        }
+    )
+    for i, query in enumerate(queries):
+        harness.llm.add_script(
+            {
+                "name": f"q{i}-{m}",
+                "match": f"Research and answer briefly: {query}",
+                "steps": [finish(f"note {i}")],
+            }
+        )
+    harness.llm.add_script(
+        {
+            "name": f"sum-{m}",
+            "match": "Summarise these notes: note 0; note 1",
+            "steps": [finish("two short notes about durability")],
+        }
+    )
+    settings = dataclasses.replace(harness.settings(), load=("examples.graphs.tasks",))
+    async with agent_worker(harness.client, settings):
+        handle = await start_graph(harness, spec, {"question": "Durable agents?"})
+        result = await handle.result()
+        view = await handle.query(GraphWorkflow.status)
+    assert result.status is GraphStatus.COMPLETED, result
+    assert result.state["slug"] == "durable-agents"
+    assert result.state["notes"] == ["note 0", "note 1"]
+    assert result.output == {"summary": "two short notes about durability", "words": 5}
+    [digest] = [n for n in view.nodes if n.name == "digest"]
+    assert digest.children == [f"{handle.id}/digest@1"]
+    child = await harness.client.get_workflow_handle(digest.children[0]).result()
+    assert child["status"] == "completed" and child["state"]["counts"]["words"] == 5
