@@ -51,7 +51,22 @@ EXAMPLES = {
     "cancel": 'duragent cancel agent-3f2a1b --reason "not needed any more" --wait',
     "server": "duragent server --port 7233 --db-file .duragent/temporal.db",
     "demo": "duragent demo",
+    "graph": 'duragent graph run examples/graphs/report.yaml --input \'{"topic": "tides"}\'',
+    "graph validate": "duragent graph validate examples/graphs/report.yaml\n"
+    "  duragent graph validate examples/graphs/headline.yaml --load examples.graphs.tasks",
+    "graph show": "duragent graph show examples/graphs/report.yaml > report.mmd\n"
+    "  duragent graph show graph-3f2a1b9c0d4e",
+    "graph run": "duragent graph run examples/graphs/report.yaml "
+    '--input \'{"topic": "tides"}\' --wait',
+    "graph status": "duragent graph status graph-3f2a1b9c0d4e --json",
+    "graph pending": "duragent graph pending graph-3f2a1b9c0d4e",
+    "graph decide": 'duragent graph decide graph-3f2a1b9c0d4e review@1 \'{"decision": "approve"}\'',
+    "graph cancel": 'duragent graph cancel graph-3f2a1b9c0d4e --reason "wrong topic"',
+    "graph result": "duragent graph result graph-3f2a1b9c0d4e --wait --json",
+    "graph ls": "duragent graph ls --status waiting_user",
 }
+GRAPH_LS_STATUSES = ("running", "waiting_user", "completed", "failed", "cancelled")
+"""``workflows.graph_models.GraphStatus``'s values (a test keeps them equal)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,15 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspection(sub)
     _add_human_in_the_loop(sub)
     _add_local(sub)
+    _add_graph(sub)
     return parser
 
 
-def _command(sub: argparse._SubParsersAction[_Parser], name: str, text: str) -> _Parser:
+def _command(
+    sub: argparse._SubParsersAction[_Parser], name: str, text: str, *, group: str = ""
+) -> _Parser:
     return sub.add_parser(
         name,
         help=text,
         description=text[0].upper() + text[1:] + ".",
-        epilog=f"example:\n  {EXAMPLES[name]}",
+        epilog=f"example:\n  {EXAMPLES[f'{group} {name}'.strip()]}",
         formatter_class=_HelpFormatter,
     )
 
@@ -239,6 +257,86 @@ def _add_local(sub: argparse._SubParsersAction[_Parser]) -> None:
     _command(sub, "demo", "run the demo agent on an embedded server")
 
 
+def _add_graph(sub: argparse._SubParsersAction[_Parser]) -> None:
+    graph = _command(sub, "graph", "validate, show, run and answer workflow graphs")
+    verbs = graph.add_subparsers(dest="graph_command", required=True, parser_class=_Parser)
+
+    def verb(name: str, text: str) -> _Parser:
+        return _command(verbs, name, text, group="graph")
+
+    validate = verb("validate", "check a graph file; every problem, one per line")
+    validate.add_argument(
+        "file", type=arg.graph_file, metavar="FILE", help="the graph, YAML or JSON"
+    )
+    validate.add_argument(
+        "--load",
+        type=arg.module_names,
+        metavar="MODULE[,MODULE]",
+        help="also check that task refs name tasks these modules define",
+    )
+    show = verb("show", "print a graph, or a run with each node's status, as Mermaid")
+    show.add_argument("target", metavar="FILE|ID", help="a graph file, or a graph run's id")
+    run = verb("run", "start a graph; prints its id")
+    run.add_argument("file", type=arg.graph_file, metavar="FILE", help="the graph, YAML or JSON")
+    run.add_argument(
+        "--input",
+        type=arg.json_object_of("the input"),
+        metavar="JSON",
+        default="{}",
+        help="initial values of state fields, a JSON object",
+    )
+    run.add_argument(
+        "--id", dest="graph_id", type=arg.graph_id, metavar="ID", help="graph id (default: new)"
+    )
+    run.add_argument(
+        "--model", type=arg.name("--model"), help="model of agent nodes (default: DURAGENT_MODEL)"
+    )
+    run.add_argument(
+        "--owner", type=arg.name("--owner"), help="who it is for (default: DURAGENT_OWNER or USER)"
+    )
+    run.add_argument("--wait", action="store_true", help="wait; print the status and output")
+    for name, text in (
+        ("status", "print a graph run's status: each node's, and the open gates"),
+        ("pending", "print the open gates of a graph and the questions of its agents"),
+        ("result", "print a graph run's status, output and state"),
+    ):
+        cmd = verb(name, text)
+        cmd.add_argument(
+            "graph_id", type=arg.graph_id, metavar="ID", help="the graph's id (its workflow id)"
+        )
+        cmd.add_argument("--json", action="store_true", help="print JSON")
+    verbs.choices["result"].add_argument(
+        "--wait", action="store_true", help="wait until the graph ends"
+    )
+    decide = verb("decide", "answer an open gate")
+    decide.add_argument(
+        "graph_id", type=arg.graph_id, metavar="ID", help="the graph holding the gate"
+    )
+    decide.add_argument(
+        "gate_id",
+        type=arg.name("the gate id"),
+        metavar="GATE_ID",
+        help="the gate (`duragent graph pending`)",
+    )
+    decide.add_argument(
+        "answer",
+        type=arg.json_value("the answer", max_bytes=arg.MAX_MESSAGE_BYTES),
+        metavar="JSON",
+        help="the answer, as JSON (text is quoted: '\"yes\"')",
+    )
+    cancel = verb("cancel", "cancel a graph run and its running children")
+    cancel.add_argument("graph_id", type=arg.graph_id, metavar="ID", help="the graph's id")
+    cancel.add_argument("--reason", type=arg.text("--reason"), help="kept in history")
+    cancel.add_argument("--wait", action="store_true", help="wait until it has stopped")
+    ls = verb("ls", "list graph runs from Temporal visibility, one row per graph")
+    ls.add_argument(
+        "--status", choices=(*GRAPH_LS_STATUSES, *arg.CLOSED_BY_TEMPORAL), help="only this status"
+    )
+    ls.add_argument("--owner", type=arg.name("--owner"), help="only this owner's graphs")
+    ls.add_argument("--limit", type=arg.whole_number(1, 10_000), default=50, help="rows at most")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+
+
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse and check the arguments; the task of ``run`` is read here, before connecting."""
     args = parser.parse_args(argv)
@@ -270,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("server", "demo"):
             return _local(args)
+        if args.command == "graph":
+            from worker.graph_cli import prepare, run_local
+
+            if _graph_is_local(args):
+                return run_local(args)
+            prepare(args)
         settings = Settings.from_env(os.environ)
         if args.command == "worker":
             settings = _with_modules(settings, args.load)
@@ -282,6 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reader_gone()
     except KeyboardInterrupt:
         return 130
+
+
+def _graph_is_local(args: argparse.Namespace) -> bool:
+    """``graph validate`` and ``graph show FILE`` need no server."""
+    if args.graph_command == "show":
+        return arg.looks_like_file(args.target)
+    return bool(args.graph_command == "validate")
 
 
 def _with_modules(settings: Settings, load: tuple[str, ...] | None) -> Settings:
@@ -342,6 +453,16 @@ async def _dispatch(
     )
     try:
         client: Client = await connect(os.environ, telemetry=telemetry)
+        if args.command == "graph":
+            from worker.graph_cli import COMMANDS as GRAPH_COMMANDS
+            from worker.graph_cli import why_not_found
+
+            try:
+                return await GRAPH_COMMANDS[args.graph_command](client, args, settings)
+            except RPCError as err:
+                if is_not_found(err) and getattr(args, "graph_id", None):
+                    raise UserError(await why_not_found(client, args)) from err
+                raise
         return await COMMANDS[args.command](client, args, settings)
     except RPCError as err:
         if is_not_found(err) and getattr(args, "agent_id", None):

@@ -40,6 +40,8 @@ TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """What OpenAI-compatible providers accept as a function name."""
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 """A dotted Python module name, as ``--load`` and ``DURAGENT_LOAD`` take them."""
+MAX_GRAPH_FILE_BYTES = 1_000_000
+"""A graph file: it travels in the run's input, under Temporal's 2 MB payload limit."""
 STDIN = "-"
 AGENT_STATUSES = (
     "running",
@@ -79,19 +81,27 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], in
 
 def agent_id(text: str) -> str:
     """An agent (workflow) id: printable, not blank, no surrounding spaces."""
-    text = _utf8(text, "the agent id")
+    return workflow_id(text, "the agent id")
+
+
+def graph_id(text: str) -> str:
+    """A graph (workflow) id, by the same rules as an agent's."""
+    return workflow_id(text, "the graph id")
+
+
+def workflow_id(text: str, what: str) -> str:
+    """A workflow id: printable, not blank, no surrounding spaces, within Temporal's limit."""
+    text = _utf8(text, what)
     if not text.strip():
-        raise argparse.ArgumentTypeError("the agent id must not be empty")
+        raise argparse.ArgumentTypeError(f"{what} must not be empty")
     if text != text.strip():
-        raise argparse.ArgumentTypeError(
-            f"the agent id {_shown(text)} must not start or end with spaces"
-        )
+        raise argparse.ArgumentTypeError(f"{what} {_shown(text)} must not start or end with spaces")
     if len(text) > MAX_ID_CHARS:
         raise argparse.ArgumentTypeError(
-            f"the agent id is {len(text)} characters long; at most {MAX_ID_CHARS}"
+            f"{what} is {len(text)} characters long; at most {MAX_ID_CHARS}"
         )
     if any(_is_control(c) for c in text):
-        raise argparse.ArgumentTypeError(f"the agent id {_shown(text)} contains control characters")
+        raise argparse.ArgumentTypeError(f"{what} {_shown(text)} contains control characters")
     return text
 
 
@@ -212,6 +222,60 @@ def module_names(value: str) -> tuple[str, ...]:
         return split_module_names(_utf8(value, "--load"))
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def json_value(what: str, *, max_bytes: int = MAX_TEXT_BYTES) -> Callable[[str], str]:
+    """Any JSON value (a graph's input, a gate's answer), returned as given."""
+
+    def parse(value: str) -> str:
+        value = checked_text(_utf8(value, what), what, max_bytes=max_bytes)
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as err:
+            raise argparse.ArgumentTypeError(
+                f"{what} is not valid JSON: {err.msg} at position {err.pos}"
+                + (" (quote text as JSON: '\"yes\"')" if err.pos == 0 else "")
+            ) from None
+        return value
+
+    return parse
+
+
+def json_object_of(what: str) -> Callable[[str], str]:
+    """A JSON object (a graph's ``--input``), returned as given."""
+
+    def parse(value: str) -> str:
+        value = json_value(what)(value)
+        parsed = json.loads(value)
+        if not isinstance(parsed, dict):
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a JSON object, got {type(parsed).__name__}"
+            )
+        return value
+
+    return parse
+
+
+def graph_file(value: str) -> str:
+    """A graph file's path: given, and naming a readable regular file."""
+    value = _utf8(value, "the graph file")
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the graph file must not be empty")
+    path = Path(value)
+    if not path.is_file():
+        why = "no such file" if not path.exists() else "not a regular file"
+        raise argparse.ArgumentTypeError(f"cannot read the graph file {_shown(value)}: {why}")
+    size = path.stat().st_size
+    if size > MAX_GRAPH_FILE_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"the graph file {_shown(value)} is {size:,} bytes; at most {MAX_GRAPH_FILE_BYTES:,}"
+        )
+    return value
+
+
+def looks_like_file(value: str) -> bool:
+    """Whether ``graph show X`` means a file (it exists, or ends .yaml/.yml/.json) or an id."""
+    return Path(value).exists() or value.lower().endswith((".yaml", ".yml", ".json"))
 
 
 def json_object(value: str) -> str:

@@ -1,0 +1,1002 @@
+"""The ``duragent graph`` commands: check, draw, start, follow and answer workflow graphs.
+
+``validate`` and ``show FILE`` read a graph file and need no server. The others talk
+to Temporal: ``run`` starts a ``GraphWorkflow``; ``status``, ``pending`` and ``show ID``
+ask its queries (``status``, ``pending``; a worker answers); ``decide`` sends its
+``decide`` update (the workflow's validator refuses a stale gate or an answer outside
+the gate's schema, and the CLI prints why); ``cancel``, ``result`` and ``ls`` need only
+Temporal. Mistakes are :class:`~worker.inspection.UserError`: one line, exit code 2.
+
+A graph file may name child graphs by file (``graph: {file: review.yaml}``); they are
+read relative to the file naming them and inlined here, before validation, so the run's
+input holds the whole graph and its fingerprint covers it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.tasks import TaskRegistry
+from worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, graph_file
+from worker.client import (
+    CLOSED_STATUS,
+    WORKFLOW_NAME,
+    ensure_search_attributes,
+    is_not_found,
+    shown_status,
+    workflow_pollers,
+)
+from worker.inspection import (
+    EXECUTION_FILTER,
+    NO_WORKER_NOTICE,
+    QUERY_TIMEOUT,
+    NoWorker,
+    UserError,
+    print_json,
+)
+from worker.pending_tree import PendingItem, PendingKind, PendingTree, item_lines, walk
+from worker.plugin import load_modules
+from worker.settings import Settings
+from workflows import search_attributes as search
+from workflows.graph_expr import json_type
+from workflows.graph_load import load_graph
+from workflows.graph_models import (
+    GRAPH_WORKFLOW_NAME,
+    GateDecision,
+    GateView,
+    GraphInput,
+    GraphPending,
+    GraphResult,
+    GraphStatus,
+    GraphView,
+    NodeStatus,
+    NodeView,
+)
+from workflows.graph_spec import END, START, FieldType, GraphSpec, Node, NodeKind, SubgraphNodeSpec
+from workflows.graph_validate import GraphSpecError, Problem, validate
+from workflows.models import PendingView
+
+Command = Callable[[Client, argparse.Namespace, Settings], Awaitable[int]]
+GraphHandle = WorkflowHandle[Any, GraphResult]
+T = TypeVar("T")
+
+MAX_FILE_DEPTH: Final = 16
+"""Graph files naming graph files, at most this deep (a loop is reported before)."""
+MAX_GRAPHS: Final = 50
+"""Graphs ``pending`` queries at most in one walk of a graph tree (itself included)."""
+STATE_TIMEOUT: Final = timedelta(seconds=5)
+"""How long ``result`` waits for a failed graph's state before printing without it."""
+FINAL: Final = frozenset({GraphStatus.COMPLETED, GraphStatus.FAILED, GraphStatus.CANCELLED})
+
+
+# --- reading graph files ---------------------------------------------------------------
+
+
+def read_graph(path: str | Path) -> GraphSpec:
+    """A graph file as a spec, with the child graphs it names by file inlined.
+
+    Raises:
+        GraphSpecError: Every problem found loading the file and the files it names.
+    """
+    return _read(Path(path), ())
+
+
+def _read(path: Path, stack: tuple[Path, ...]) -> GraphSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) else "not valid UTF-8"
+        problem = Problem(where="", message=f"cannot read {path}: {why}")
+        raise GraphSpecError([problem], str(path)) from None
+    spec = load_graph(text, source=str(path))
+    return _inline(spec, path.parent, (*stack, path.resolve()))
+
+
+def _inline(spec: GraphSpec, base: Path, stack: tuple[Path, ...]) -> GraphSpec:
+    """``spec`` with every ``graph: {file: ...}`` node's file read and put in its place."""
+    problems: list[Problem] = []
+    nodes: dict[str, Node] = {}
+    for name, node in spec.nodes.items():
+        sub = node.graph
+        nodes[name] = node
+        if sub is None:
+            continue
+        where = f"nodes.{name}.graph"
+        try:
+            child = _child(sub, base, stack)
+        except GraphSpecError as err:
+            if sub.file is None:
+                problems += [
+                    Problem(where=f"{where}.spec.{p.where}", message=p.message)
+                    for p in err.problems
+                ]
+            else:
+                problems += [
+                    Problem(where=f"{where}.file", message=f"{sub.file}: {p}") for p in err.problems
+                ]
+            continue
+        inlined = SubgraphNodeSpec(spec=child, input=sub.input, output=sub.output)
+        nodes[name] = node.model_copy(update={"graph": inlined})
+    if problems:
+        raise GraphSpecError(problems, spec.name)
+    return spec.model_copy(update={"nodes": nodes})
+
+
+def _child(sub: SubgraphNodeSpec, base: Path, stack: tuple[Path, ...]) -> GraphSpec:
+    if sub.spec is not None:
+        return _inline(sub.spec, base, stack)
+    assert sub.file is not None
+    path = base / sub.file
+    if path.resolve() in stack:
+        chain = " -> ".join([*(p.name for p in stack), path.name])
+        raise GraphSpecError([Problem(where="", message=f"the file names itself ({chain})")])
+    if len(stack) >= MAX_FILE_DEPTH:
+        message = f"graph files nest more than {MAX_FILE_DEPTH} deep"
+        raise GraphSpecError([Problem(where="", message=message)])
+    return _read(path, stack)
+
+
+def _problems_line(file: str, problems: Sequence[Problem]) -> str:
+    if len(problems) == 1:
+        return f"the graph {file} has a problem: {problems[0]}"
+    return (
+        f"the graph {file} has {len(problems)} problems, the first: {problems[0]}; "
+        f"see them all with `duragent graph validate {file}`"
+    )
+
+
+def checked_graph(file: str, *, known_tasks: set[str] | None = None) -> GraphSpec:
+    """The graph of ``file``, sound, or a one-line :class:`UserError`."""
+    try:
+        spec = read_graph(file)
+    except GraphSpecError as err:
+        raise UserError(_problems_line(file, err.problems)) from None
+    problems = validate(spec, known_tasks=known_tasks)
+    if problems:
+        raise UserError(_problems_line(file, problems))
+    return spec
+
+
+def known_tasks(modules: Sequence[str]) -> set[str]:
+    """The task refs the modules define (imported as a worker would load them).
+
+    Raises:
+        ModuleLoadError: A module does not import.
+    """
+    return set(TaskRegistry(load_modules(modules).tasks).refs)
+
+
+# --- the commands that need no server --------------------------------------------------
+
+
+def run_local(args: argparse.Namespace) -> int:
+    """``graph validate FILE`` and ``graph show FILE``."""
+    if args.graph_command == "show":
+        try:
+            graph_file(args.target)
+            spec = read_graph(args.target)
+        except argparse.ArgumentTypeError as err:
+            raise UserError(str(err)) from None
+        except GraphSpecError as err:
+            raise UserError(_problems_line(args.target, err.problems)) from None
+        print(mermaid(spec))
+        return EXIT_OK
+    return validate_file(args.file, args.load)
+
+
+def validate_file(file: str, load: Sequence[str] | None) -> int:
+    """Print every problem of a graph file, one per line, or ``ok: NAME (FINGERPRINT)``."""
+    if load and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `duragent worker --load` finds modules
+    known = known_tasks(load) if load else None
+    try:
+        spec = read_graph(file)
+    except GraphSpecError as err:
+        return _print_problems(err.problems)
+    problems = validate(spec, known_tasks=known)
+    if problems:
+        return _print_problems(problems)
+    print(f"ok: {spec.name} ({spec.fingerprint()[:12]})")
+    return EXIT_OK
+
+
+def _print_problems(problems: Sequence[Problem]) -> int:
+    for problem in problems:
+        print(f"{problem.where or '(graph)'}: {problem.message}")
+    return EXIT_USAGE
+
+
+# --- Mermaid ---------------------------------------------------------------------------
+
+_SHAPES: Final = {
+    NodeKind.AGENT: ("[", "]"),
+    NodeKind.TASK: ("[[", "]]"),
+    NodeKind.GATE: ("{{", "}}"),
+    NodeKind.MAP: ("[/", "/]"),
+    NodeKind.GRAPH: ("[[", "]]"),
+}
+_MERMAID_WORDS: Final = frozenset(
+    {"end", "graph", "flowchart", "subgraph", "style", "classdef", "class", "click"}
+    | {"linkstyle", "direction", "call", "href", "default", "interpolate", "start"}
+)
+_STATUS_STYLE: Final = {
+    NodeStatus.DONE: "fill:#d9f2d9,stroke:#2e7d32",
+    NodeStatus.RUNNING: "fill:#dbe9ff,stroke:#1f5fbf",
+    NodeStatus.WAITING: "fill:#fff3c4,stroke:#b38600",
+    NodeStatus.FAILED: "fill:#ffd9d9,stroke:#b30000",
+    NodeStatus.SKIPPED: "fill:#eeeeee,stroke:#888888,color:#666666",
+}
+
+
+def mermaid(spec: GraphSpec, nodes: Mapping[str, NodeView] | None = None) -> str:
+    """The graph as a Mermaid flowchart: nodes with their kind, edges with their routes.
+
+    With ``nodes`` (a run's ``status``), each node also shows its status and visits,
+    and is coloured by its status.
+    """
+    ids = _mermaid_ids(spec.nodes)
+    lines = ["flowchart TD", f"    {ids[START]}([START])"]
+    for name in _unknown_names(spec):  # a graph that does not validate still draws
+        ids[name] = _fresh_id(f"unknown{len(ids)}", set(ids.values()))
+        lines.append(f'    {ids[name]}["{_escape(name)} (unknown)"]')
+    for name, node in spec.nodes.items():
+        label = f"{name} ({_kind(node)})"
+        view = (nodes or {}).get(name)
+        if view is not None:
+            visits = f"{view.visits} visit{'s' * (view.visits != 1)}"
+            label += f"<br/>{view.status.value}, {visits}"
+        opening, closing = _SHAPES[node.kind]
+        lines.append(f'    {ids[name]}{opening}"{_escape(label)}"{closing}')
+    lines.append(f"    {ids[END]}([END])")
+    lines += _mermaid_edges(spec, ids)
+    if nodes:
+        lines += [f"    classDef {status.value} {style}" for status, style in _STATUS_STYLE.items()]
+        for name, view in nodes.items():
+            if name in ids and view.status in _STATUS_STYLE:
+                lines.append(f"    class {ids[name]} {view.status.value}")
+    return "\n".join(lines)
+
+
+def _mermaid_edges(spec: GraphSpec, ids: Mapping[str, str]) -> list[str]:
+    lines = []
+    for edge in spec.edges:
+        source = ids[edge.from_]
+        if isinstance(edge.to, str):
+            lines.append(f"    {source} --> {ids[edge.to]}")
+            continue
+        for key, target in edge.to.items():
+            lines.append(f'    {source} -->|"{_escape(key)}"| {ids[target]}')
+        if edge.default is not None:
+            lines.append(f'    {source} -->|"(default)"| {ids[edge.default]}')
+    for name, node in spec.nodes.items():
+        if node.on_error is not None:
+            lines.append(f'    {ids[name]} -.->|"on error"| {ids[node.on_error]}')
+        if node.on_exhausted is not None:
+            lines.append(f'    {ids[name]} -.->|"visits spent"| {ids[node.on_exhausted]}')
+    return lines
+
+
+def _mermaid_ids(names: Iterable[str]) -> dict[str, str]:
+    """A Mermaid id per node: its name when Mermaid takes it as one, else ``n<i>``."""
+    ids = {START: START, END: END}
+    for i, name in enumerate(names):
+        plain = name.isidentifier() and name.isascii() and name.lower() not in _MERMAID_WORDS
+        ids[name] = _fresh_id(name if plain else f"n{i}", set(ids.values()))
+    return ids
+
+
+def _fresh_id(candidate: str, used: set[str]) -> str:
+    while candidate in used:
+        candidate += "_"
+    return candidate
+
+
+def _unknown_names(spec: GraphSpec) -> list[str]:
+    """Names edges and nodes refer to that are no node (nor START or END)."""
+    named = [e.from_ for e in spec.edges] + [t for e in spec.edges for t in e.targets()]
+    named += [t for n in spec.nodes.values() for t in (n.on_error, n.on_exhausted) if t]
+    known = {START, END, *spec.nodes}
+    return list(dict.fromkeys(n for n in named if n not in known))
+
+
+def _kind(node: Node) -> str:
+    if node.map is not None:
+        return f"map of {node.map.node.kind.value}"
+    return node.kind.value
+
+
+def _escape(text: str) -> str:
+    """Text safe inside a quoted Mermaid label."""
+    return (
+        text.replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<br/>", "\x00")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
+        .replace("\x00", "<br/>")
+        .replace("\n", " ")
+    )
+
+
+# --- starting --------------------------------------------------------------------------
+
+
+def new_graph_id() -> str:
+    """A fresh graph id (also the workflow id)."""
+    return f"graph-{uuid.uuid4().hex[:12]}"
+
+
+async def start_graph(
+    client: Client, input: GraphInput, *, task_queue: str, graph_id: str | None = None
+) -> GraphHandle:
+    """Start a graph; starting again with the id of a running graph returns that graph.
+
+    The run carries the search attributes agents get (status, model, owner), registered
+    first on a server that does not know them yet, and the graph's name and fingerprint
+    in its memo (``graph ls`` shows them).
+
+    Raises:
+        temporalio.exceptions.WorkflowAlreadyStartedError: A graph with this id already
+            ran to its end; ids are not reused, so its result stays readable.
+    """
+    attributes = search.at_start(input.model or "", input.owner)
+    graph_id = graph_id or new_graph_id()
+    try:
+        return await _start(client, input, task_queue, graph_id, attributes)
+    except RPCError as err:
+        if (
+            err.status is not RPCStatusCode.INVALID_ARGUMENT
+            or "search attribute" not in err.message.lower()
+        ):
+            raise
+    await ensure_search_attributes(client)
+    return await _start(client, input, task_queue, graph_id, attributes)
+
+
+async def _start(
+    client: Client,
+    input: GraphInput,
+    task_queue: str,
+    graph_id: str,
+    attributes: TypedSearchAttributes,
+) -> GraphHandle:
+    spec = input.spec
+    return await client.start_workflow(
+        GRAPH_WORKFLOW_NAME,
+        input,
+        id=graph_id,
+        task_queue=task_queue,
+        result_type=GraphResult,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"graph {spec.name}"
+        + (f": {spec.description[:180]}" if spec.description else ""),
+        search_attributes=attributes,
+        memo={"graph": spec.name, "fingerprint": spec.fingerprint()},
+    )
+
+
+def input_problems(spec: GraphSpec, values: Mapping[str, Any]) -> list[str]:
+    """What is wrong with ``--input`` for this graph: unknown fields, wrong JSON types."""
+    problems = []
+    fields = ", ".join(spec.state) or "none"
+    for key, value in values.items():
+        field = spec.state.get(key)
+        if field is None:
+            problems.append(f"--input: the graph has no state field {key!r} (fields: {fields})")
+            continue
+        want, got = field.type, json_type(value)
+        if want is FieldType.ANY or got == want.value:
+            continue
+        if want is FieldType.NUMBER and got == "integer":
+            continue
+        problems.append(f"--input: field {key!r} is of type {want.value}, got {got}")
+    return problems
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Read and check what ``graph run`` starts, before connecting: ``args.spec``.
+
+    Raises:
+        UserError: The graph has problems, or ``--input`` does not fit its state.
+    """
+    if args.graph_command != "run":
+        return
+    args.spec = checked_graph(args.file)
+    args.values = json.loads(args.input)
+    problems = input_problems(args.spec, args.values)
+    if problems:
+        raise UserError("; ".join(problems))
+
+
+async def run(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Start a graph (``prepare`` read it), print its id, with ``--wait`` its outcome."""
+    input = GraphInput(
+        spec=args.spec,
+        input=args.values,
+        owner=args.owner or settings.owner,
+        model=args.model or settings.model,
+    )
+    try:
+        handle = await start_graph(
+            client, input, task_queue=settings.task_queue, graph_id=args.graph_id
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise UserError(
+            f"graph {args.graph_id!r} already ran; see `duragent graph result {args.graph_id}`"
+        ) from err
+    print(handle.id, flush=True)
+    if not args.wait:
+        return EXIT_OK
+    return await _print_result(client, handle, as_json=False, task_queue=settings.task_queue)
+
+
+# --- asking a graph --------------------------------------------------------------------
+
+
+def graph_handle(client: Client, graph_id: str) -> GraphHandle:
+    """Handle of an existing graph, typed for its result."""
+    return client.get_workflow_handle(graph_id, result_type=GraphResult)
+
+
+async def described_graph(
+    client: Client, graph_id: str
+) -> tuple[GraphHandle, WorkflowExecutionDescription]:
+    """The graph's handle and description; an id of another kind of run is refused.
+
+    Raises:
+        UserError: The id names an agent (or any other workflow), not a graph.
+        RPCError: No run has this id (``NOT_FOUND``).
+    """
+    handle = graph_handle(client, graph_id)
+    description = await handle.describe()
+    if description.workflow_type != GRAPH_WORKFLOW_NAME:
+        hint = (
+            f"; see `duragent status {graph_id}`"
+            if description.workflow_type == WORKFLOW_NAME
+            else ""
+        )
+        raise UserError(f"{graph_id!r} is a {description.workflow_type} run, not a graph{hint}")
+    return handle, description
+
+
+async def _ask(client: Client, handle: GraphHandle, query: str, result_type: type[T]) -> T:
+    """A query's answer; says so when no worker can give one.
+
+    Raises:
+        NoWorker: The query failed and no worker polls the graph's task queue.
+        UserError: The graph could not answer (its workflow code failed the query).
+    """
+    try:
+        answer: T = await handle.query(query, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
+    except WorkflowQueryFailedError as err:
+        raise UserError(f"graph {handle.id!r} could not answer: {err.message}") from err
+    except RPCError as err:
+        if is_not_found(err):
+            raise
+        queue = (await handle.describe()).task_queue
+        server_says = err.status is RPCStatusCode.FAILED_PRECONDITION and "poller" in err.message
+        if server_says or not await workflow_pollers(client, queue):
+            raise NoWorker(
+                f"no worker is polling task queue {queue!r}, so graph {handle.id!r} cannot "
+                f"answer; start one with `DURAGENT_TASK_QUEUE={queue} duragent worker`"
+            ) from err
+        raise UserError(
+            f"graph {handle.id!r} did not answer within {QUERY_TIMEOUT.seconds} s "
+            f"(workers poll task queue {queue!r}; are they overloaded?)"
+        ) from err
+    return answer
+
+
+def recorded_status(description: WorkflowExecutionDescription) -> str:
+    """The graph's status as Temporal's description shows it."""
+    return shown_status(description.status, description.typed_search_attributes.get(search.STATUS))
+
+
+async def why_not_found(client: Client, args: argparse.Namespace) -> str:
+    """No graph with this id, or one that has ended and takes no more input."""
+    graph_id = args.graph_id
+    try:
+        description = await graph_handle(client, graph_id).describe()
+    except RPCError:
+        return f"no graph with id {graph_id!r}"
+    return (
+        f"graph {graph_id!r} has ended ({recorded_status(description)}); it takes no more "
+        f"input (`graph {args.graph_command}`); see `duragent graph result {graph_id}`"
+    )
+
+
+# --- status and show -------------------------------------------------------------------
+
+
+async def status(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Print the ``status`` query: the run, each node, the open gates."""
+    handle, description = await described_graph(client, args.graph_id)
+    closed = description.status is not WorkflowExecutionStatus.RUNNING
+    try:
+        if closed and not await workflow_pollers(client, description.task_queue):
+            raise NoWorker(f"no worker polls task queue {description.task_queue!r} to answer")
+        view = await _ask(client, handle, "status", GraphView)
+    except UserError as err:
+        if not closed:
+            raise
+        _print_closed(args, description, str(err))
+        return EXIT_OK
+    shown = shown_status(description.status, view.status.value)
+    if args.json:
+        data = view.model_dump(mode="json")
+        data["status"] = shown
+        data["execution_status"] = description.status.name.lower() if description.status else None
+        print_json(data)
+    else:
+        print(status_lines(args.graph_id, view, status=shown))
+    return EXIT_OK
+
+
+def status_lines(graph_id: str, view: GraphView, *, status: str | None = None) -> str:
+    """The ``status`` query, for a person."""
+    lines = [
+        f"graph:   {graph_id}",
+        f"name:    {view.name} ({view.fingerprint[:12]})",
+        f"status:  {status or view.status.value}",
+        f"step:    {view.step}  runs: {view.runs}",
+        "nodes:",
+    ]
+    width = max((len(n.name) for n in view.nodes), default=0)
+    for node in view.nodes:
+        visits = f"{node.visits} visit{'s' * (node.visits != 1)}"
+        line = f"  {node.name:<{width}}  {node.kind:<6} {node.status.value:<8} {visits}"
+        if node.children:
+            line += "  children: " + ", ".join(node.children)
+        lines.append(line)
+        if node.error:
+            lines.append(f"  {'':<{width}}  error: {node.error}")
+    for gate in view.gates:
+        lines += gate_lines(graph_id, gate)
+    if view.error:
+        lines.append(f"error:   {view.error}")
+    return "\n".join(lines)
+
+
+def _print_closed(
+    args: argparse.Namespace, description: WorkflowExecutionDescription, why: str
+) -> None:
+    shown = recorded_status(description)
+    closed_at = (
+        description.close_time.isoformat(timespec="seconds") if description.close_time else None
+    )
+    if args.json:
+        print_json({"status": shown, "closed": closed_at, "details": why})
+        return
+    print(f"graph:   {args.graph_id}\nstatus:  {shown}")
+    if closed_at:
+        print(f"closed:  {closed_at}")
+    print(f"({why}; `duragent graph result {args.graph_id}` reads its result from history)")
+
+
+async def show(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Print a run's graph as Mermaid, each node with its status and visits."""
+    try:
+        handle, _ = await described_graph(client, args.target)
+    except RPCError as err:
+        if is_not_found(err):
+            raise UserError(f"no graph with id {args.target!r} (and no such file)") from err
+        raise
+    spec = await run_spec(client, handle)
+    try:
+        view = await _ask(client, handle, "status", GraphView)
+    except UserError as err:
+        print(f"duragent: note: node statuses unavailable ({err})", file=sys.stderr)
+        print(mermaid(spec))
+        return EXIT_OK
+    print(mermaid(spec, {node.name: node for node in view.nodes}))
+    return EXIT_OK
+
+
+async def run_spec(client: Client, handle: GraphHandle) -> GraphSpec:
+    """The graph a run interprets: its input, from the first event of its latest run."""
+    async for event in handle.fetch_history_events(page_size=1):
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        decoded = await client.data_converter.decode(payloads, [GraphInput])
+        input = decoded[0]
+        assert isinstance(input, GraphInput)
+        return input.spec
+    raise UserError(f"graph {handle.id!r} has no history to read its graph from")
+
+
+# --- pending and decide ----------------------------------------------------------------
+
+
+async def pending(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Print the open gates of a graph and its child graphs, and its agents' questions."""
+    handle, description = await described_graph(client, args.graph_id)
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        how = recorded_status(description)
+        if args.json:
+            print_json({"gates": [], "questions": [], "approvals": [], "ended": how})
+        else:
+            print(f"nothing pending: graph {args.graph_id} has ended ({how})")
+        return EXIT_OK
+    root = await _ask(client, handle, "pending", GraphPending)
+    found = await pending_walk(client, args.graph_id, root)
+    if args.json:
+        print_json(found.json())
+    else:
+        print(found.lines())
+    return EXIT_OK
+
+
+@dataclass
+class GraphTree:
+    """What a graph tree waits on: gates by the graph holding them, and agents' items."""
+
+    graph_id: str
+    gates: list[tuple[str, GateView]] = field(default_factory=list)
+    """``(graph id, gate)``: a child graph's gates are decided on the child."""
+    items: list[PendingItem] = field(default_factory=list)
+    """The questions and approvals of the running agents (and their sub-agents)."""
+    agents: int = 0
+    unreachable: dict[str, str] = field(default_factory=dict)
+    truncated: bool = False
+
+    def json(self) -> dict[str, Any]:
+        """``graph pending --json``."""
+        data: dict[str, Any] = {
+            "gates": [
+                {
+                    "id": gate.id,
+                    "node": gate.node,
+                    "prompt": gate.prompt,
+                    "show": gate.show,
+                    "answer_schema": gate.answer_schema,
+                    "deadline": gate.deadline.isoformat() if gate.deadline else None,
+                    "graph": graph,
+                }
+                for graph, gate in self.gates
+            ],
+            "questions": [
+                i.model_dump(mode="json") for i in self.items if i.kind is PendingKind.QUESTION
+            ],
+            "approvals": [
+                i.model_dump(mode="json") for i in self.items if i.kind is PendingKind.APPROVAL
+            ],
+        }
+        if self.unreachable:
+            data["unreachable"] = self.unreachable
+        if self.truncated:
+            data["truncated"] = True
+        return data
+
+    def lines(self) -> str:
+        """For a person: each gate and item, then the command that answers it."""
+        lines: list[str] = []
+        for graph, gate in self.gates:
+            lines += gate_lines(graph, gate, root=self.graph_id)
+        for item in self.items:
+            lines += item_lines(item, root=self.graph_id)
+        for child, why in self.unreachable.items():
+            lines.append(f"{child}: cannot be queried ({why})")
+        if self.truncated:
+            lines.append(f"(only the first {MAX_GRAPHS} graphs of the tree were queried)")
+        if not self.gates and not self.items:
+            running = (
+                f" ({self.agents} agent{'s' * (self.agents != 1)} running)" if self.agents else ""
+            )
+            lines.insert(0, "nothing pending" + running)
+        return "\n".join(lines)
+
+
+async def pending_walk(client: Client, graph_id: str, root: GraphPending) -> GraphTree:
+    """What a graph tree waits on, walking its running child graphs and agents.
+
+    The open gates of the graph and of its child graphs (at most ``MAX_GRAPHS``), and
+    the questions and approvals of every running agent among them and their sub-agents.
+    """
+    tree = GraphTree(graph_id)
+    queue: list[tuple[str, GraphPending]] = [(graph_id, root)]
+    walked = {graph_id}
+    seen: set[tuple[str, str]] = set()
+    while queue:
+        current, view = queue.pop(0)
+        tree.gates += [(current, gate) for gate in view.gates]
+        for agent in view.agents:
+            tree.agents += 1
+            await _add_agent(client, tree, agent, seen)
+        for child in view.graphs:
+            if child in walked:
+                continue
+            if len(walked) >= MAX_GRAPHS:
+                tree.truncated = True
+                break
+            walked.add(child)
+            try:
+                answer = await graph_handle(client, child).query(
+                    "pending", result_type=GraphPending, rpc_timeout=QUERY_TIMEOUT
+                )
+            except (RPCError, WorkflowQueryFailedError) as err:
+                tree.unreachable[child] = err.message
+                continue
+            queue.append((child, answer))
+    return tree
+
+
+async def _add_agent(
+    client: Client, tree: GraphTree, agent: str, seen: set[tuple[str, str]]
+) -> None:
+    async def query(agent_id: str) -> PendingView:
+        view: PendingView = await client.get_workflow_handle(agent_id).query(
+            "pending", result_type=PendingView, rpc_timeout=QUERY_TIMEOUT
+        )
+        return view
+
+    try:
+        found: PendingTree = await walk(agent, await query(agent), query)
+    except (RPCError, WorkflowQueryFailedError) as err:
+        tree.unreachable[agent] = err.message
+        return
+    for item in found.items:
+        key = (item.send_to, item.id)
+        if key not in seen:
+            seen.add(key)
+            tree.items.append(item)
+    tree.unreachable.update(found.unreachable)
+
+
+def gate_lines(graph_id: str, gate: GateView, *, root: str | None = None) -> list[str]:
+    """One open gate: what it asks, and the command that answers it."""
+    where = "" if root in (None, graph_id) else f" (graph {graph_id})"
+    lines = [f"gate {gate.id}{where}: {_clip(gate.prompt)}"]
+    if gate.show is not None:
+        shown = gate.show if isinstance(gate.show, str) else json.dumps(gate.show)
+        lines.append(f"  show:     {_clip(shown)}")
+    if gate.answer_schema is not None:
+        lines.append(f"  answer:   {_clip(json.dumps(gate.answer_schema))}")
+    if gate.deadline is not None:
+        lines.append(f"  deadline: {gate.deadline.isoformat(timespec='seconds')}")
+    lines.append(f"  decide:   duragent graph decide {_q(graph_id)} {_q(gate.id)} JSON")
+    return lines
+
+
+async def decide(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Answer an open gate (the ``decide`` update; the workflow checks it first)."""
+    handle, description = await described_graph(client, args.graph_id)
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        raise UserError(
+            f"graph {args.graph_id!r} has ended ({recorded_status(description)}); "
+            "its gates take no more answers"
+        )
+    decision = GateDecision(gate_id=args.gate_id, answer=json.loads(args.answer))
+    waiting = asyncio.ensure_future(handle.execute_update("decide", decision, result_type=str))
+    await _note_missing_worker(client, waiting, description.task_queue)
+    try:
+        gate_id = await waiting
+    except WorkflowUpdateFailedError as err:
+        # The validator's own words, without the error type the SDK puts before them.
+        why = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause)
+        raise UserError(f"decision rejected: {why}") from err
+    print(f"answer recorded for gate {gate_id}")
+    return EXIT_OK
+
+
+async def _note_missing_worker(
+    client: Client, waiting: asyncio.Future[Any], task_queue: str
+) -> None:
+    """After a few seconds with no answer, say on stderr when no worker polls the queue."""
+    done, _ = await asyncio.wait({waiting}, timeout=NO_WORKER_NOTICE)
+    if done:
+        return
+    try:
+        polled = await workflow_pollers(client, task_queue)
+    except RPCError:
+        return
+    if not polled:
+        print(
+            f"duragent: no worker is polling task queue {task_queue!r} yet; still waiting "
+            f"(start one with `DURAGENT_TASK_QUEUE={task_queue} duragent worker`)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+# --- cancel and result -----------------------------------------------------------------
+
+
+async def cancel(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Request cancellation (running children are cancelled with it)."""
+    handle, description = await described_graph(client, args.graph_id)
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        raise UserError(
+            f"graph {args.graph_id!r} has already ended ({recorded_status(description)})"
+        )
+    await handle.cancel(reason=args.reason or "cancelled from the CLI")
+    print(f"cancellation requested for {args.graph_id}")
+    if args.wait:
+        await _print_result(client, handle, as_json=False)
+    return EXIT_OK
+
+
+async def result(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """Print a finished graph's status, output and state (or its status while it runs)."""
+    handle, description = await described_graph(client, args.graph_id)
+    running = description.status is WorkflowExecutionStatus.RUNNING
+    if running and not args.wait:
+        view = await _ask(client, handle, "status", GraphView)
+        if args.json:
+            print_json({"status": view.status.value, "running": True})
+        else:
+            print(f"graph {args.graph_id} is {view.status.value}; use --wait to wait for its end")
+        return EXIT_NOT_COMPLETED
+    queue = description.task_queue if running else None
+    return await _print_result(client, handle, as_json=args.json, task_queue=queue)
+
+
+async def _print_result(
+    client: Client, handle: GraphHandle, *, as_json: bool, task_queue: str | None = None
+) -> int:
+    """Wait for the run's end and print it; the exit code says whether it completed."""
+    waiting = asyncio.ensure_future(handle.result())
+    if task_queue is not None:
+        await _note_missing_worker(client, waiting, task_queue)
+    try:
+        outcome: GraphResult = await waiting
+    except WorkflowFailureError as err:
+        shown = _closed_by(err)
+        state = await _last_state(client, handle)
+        _print_outcome(shown, None, state, str(err.cause), as_json=as_json)
+        return EXIT_NOT_COMPLETED
+    _print_outcome(
+        outcome.status.value, outcome.output, outcome.state, outcome.error, as_json=as_json
+    )
+    return EXIT_OK if outcome.status is GraphStatus.COMPLETED else EXIT_NOT_COMPLETED
+
+
+def _print_outcome(
+    status: str, output: Any, state: Mapping[str, Any] | None, error: str | None, *, as_json: bool
+) -> None:
+    if as_json:
+        print_json({"status": status, "output": output, "state": state or {}, "error": error})
+        return
+    print(f"status: {status}")
+    if status == GraphStatus.COMPLETED.value or output is not None:
+        print("output: " + json.dumps(output, indent=2, ensure_ascii=False))
+    if error:
+        print(f"error: {error}")
+
+
+async def _last_state(client: Client, handle: GraphHandle) -> dict[str, Any] | None:
+    """A closed run's last state, when a worker is there to answer; else ``None``."""
+    try:
+        queue = (await handle.describe()).task_queue
+        if not await workflow_pollers(client, queue):
+            return None
+        state: dict[str, Any] = await handle.query(
+            "state", result_type=dict, rpc_timeout=STATE_TIMEOUT
+        )
+    except (RPCError, WorkflowQueryFailedError):
+        return None
+    return state
+
+
+def _closed_by(err: WorkflowFailureError) -> str:
+    cause = err.cause
+    if isinstance(cause, CancelledError):
+        return GraphStatus.CANCELLED.value
+    if isinstance(cause, TerminatedError):
+        return CLOSED_STATUS[WorkflowExecutionStatus.TERMINATED]
+    if isinstance(cause, TimeoutError):
+        return CLOSED_STATUS[WorkflowExecutionStatus.TIMED_OUT]
+    return GraphStatus.FAILED.value
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+def ls_query(status: str | None, owner: str | None) -> str:
+    """The visibility query of ``graph ls``: one row per graph (its latest run)."""
+    query = f"WorkflowType = '{GRAPH_WORKFLOW_NAME}' AND ExecutionStatus != 'ContinuedAsNew'"
+    if status in EXECUTION_FILTER:
+        query += f" AND {EXECUTION_FILTER[status]}"
+    elif status is not None:
+        query += f" AND {search.STATUS.name} = '{status}'"
+        if GraphStatus(status) not in FINAL:
+            query += " AND ExecutionStatus = 'Running'"
+    if owner:
+        escaped = owner.replace("\\", "\\\\").replace("'", "\\'")
+        query += f" AND {search.OWNER.name} = '{escaped}'"
+    return query
+
+
+async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> int:
+    """List graph runs from Temporal visibility (no graph is queried)."""
+    rows = []
+    async for wf in client.list_workflows(ls_query(args.status, args.owner), limit=args.limit):
+        attrs = wf.typed_search_attributes
+        memo = await wf.memo()
+        rows.append(
+            {
+                "id": wf.id,
+                "graph": memo.get("graph", ""),
+                "status": shown_status(wf.status, attrs.get(search.STATUS)),
+                "owner": attrs.get(search.OWNER),
+                "started": wf.start_time.isoformat(timespec="seconds"),
+                "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
+                "run_id": wf.run_id,
+                "task_queue": wf.task_queue,
+            }
+        )
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    print(f"{'GRAPH':<36} {'NAME':<20} {'STATUS':<17} STARTED")
+    for row in rows:
+        print(f"{row['id']:<36} {row['graph']:<20} {row['status']:<17} {row['started']}")
+    return EXIT_OK
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+COMMANDS: dict[str, Command] = {
+    "run": run,
+    "status": status,
+    "pending": pending,
+    "decide": decide,
+    "cancel": cancel,
+    "result": result,
+    "ls": ls,
+    "show": show,
+}
+"""The ``graph`` commands that talk to Temporal, by name (``validate`` and ``show FILE``
+do not: :func:`run_local`)."""
+
+__all__ = [
+    "COMMANDS",
+    "GraphTree",
+    "checked_graph",
+    "input_problems",
+    "mermaid",
+    "read_graph",
+    "run_local",
+    "start_graph",
+    "validate_file",
+    "why_not_found",
+]
