@@ -16,7 +16,8 @@ from tests.processes import Completed, cli, log_tail, polling_pids, stop_process
 from tests.test_agent import call, finish
 from worker.cli import GRAPH_LS_STATUSES
 from worker.devserver import free_port
-from worker.graph_cli import input_problems, mermaid, read_graph
+from worker.graph_cli import input_problems, read_graph
+from worker.graph_render import mermaid
 from workflows.graph_load import load_graph
 from workflows.graph_models import GraphStatus, NodeStatus, NodeView
 from workflows.graph_validate import validate

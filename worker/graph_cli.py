@@ -6,6 +6,8 @@ ask its queries (``status``, ``pending``; a worker answers); ``decide`` sends it
 ``decide`` update (the workflow's validator refuses a stale gate or an answer outside
 the gate's schema, and the CLI prints why); ``cancel``, ``result`` and ``ls`` need only
 Temporal. Mistakes are :class:`~worker.inspection.UserError`: one line, exit code 2.
+What they print is drawn by :mod:`worker.graph_render`; what a graph tree waits on is
+walked by :mod:`worker.graph_pending`.
 
 A graph file may name child graphs by file (``graph: {file: review.yaml}``); they are
 read relative to the file naming them and inlined here, before validation, so the run's
@@ -17,11 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shlex
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -59,6 +59,8 @@ from worker.client import (
     shown_status,
     workflow_pollers,
 )
+from worker.graph_pending import pending_walk
+from worker.graph_render import mermaid, status_lines
 from worker.inspection import (
     EXECUTION_FILTER,
     NO_WORKER_NOTICE,
@@ -67,7 +69,6 @@ from worker.inspection import (
     UserError,
     print_json,
 )
-from worker.pending_tree import PendingItem, PendingKind, PendingTree, item_lines, walk
 from worker.plugin import load_modules
 from worker.settings import Settings
 from workflows import search_attributes as search
@@ -76,18 +77,14 @@ from workflows.graph_load import load_graph
 from workflows.graph_models import (
     GRAPH_WORKFLOW_NAME,
     GateDecision,
-    GateView,
     GraphInput,
     GraphPending,
     GraphResult,
     GraphStatus,
     GraphView,
-    NodeStatus,
-    NodeView,
 )
-from workflows.graph_spec import END, START, FieldType, GraphSpec, Node, NodeKind, SubgraphNodeSpec
+from workflows.graph_spec import FieldType, GraphSpec, Node, SubgraphNodeSpec
 from workflows.graph_validate import GraphSpecError, Problem, validate
-from workflows.models import PendingView
 
 Command = Callable[[Client, argparse.Namespace, Settings], Awaitable[int]]
 GraphHandle = WorkflowHandle[Any, GraphResult]
@@ -95,8 +92,6 @@ T = TypeVar("T")
 
 MAX_FILE_DEPTH: Final = 16
 """Graph files naming graph files, at most this deep (a loop is reported before)."""
-MAX_GRAPHS: Final = 50
-"""Graphs ``pending`` queries at most in one walk of a graph tree (itself included)."""
 STATE_TIMEOUT: Final = timedelta(seconds=5)
 """How long ``result`` waits for a failed graph's state before printing without it."""
 FINAL: Final = frozenset({GraphStatus.COMPLETED, GraphStatus.FAILED, GraphStatus.CANCELLED})
@@ -237,118 +232,6 @@ def _print_problems(problems: Sequence[Problem]) -> int:
     for problem in problems:
         print(f"{problem.where or '(graph)'}: {problem.message}")
     return EXIT_USAGE
-
-
-# --- Mermaid ---------------------------------------------------------------------------
-
-_SHAPES: Final = {
-    NodeKind.AGENT: ("[", "]"),
-    NodeKind.TASK: ("[[", "]]"),
-    NodeKind.GATE: ("{{", "}}"),
-    NodeKind.MAP: ("[/", "/]"),
-    NodeKind.GRAPH: ("[[", "]]"),
-}
-_MERMAID_WORDS: Final = frozenset(
-    {"end", "graph", "flowchart", "subgraph", "style", "classdef", "class", "click"}
-    | {"linkstyle", "direction", "call", "href", "default", "interpolate", "start"}
-)
-_STATUS_STYLE: Final = {
-    NodeStatus.DONE: "fill:#d9f2d9,stroke:#2e7d32",
-    NodeStatus.RUNNING: "fill:#dbe9ff,stroke:#1f5fbf",
-    NodeStatus.WAITING: "fill:#fff3c4,stroke:#b38600",
-    NodeStatus.FAILED: "fill:#ffd9d9,stroke:#b30000",
-    NodeStatus.SKIPPED: "fill:#eeeeee,stroke:#888888,color:#666666",
-}
-
-
-def mermaid(spec: GraphSpec, nodes: Mapping[str, NodeView] | None = None) -> str:
-    """The graph as a Mermaid flowchart: nodes with their kind, edges with their routes.
-
-    With ``nodes`` (a run's ``status``), each node also shows its status and visits,
-    and is coloured by its status.
-    """
-    ids = _mermaid_ids(spec.nodes)
-    lines = ["flowchart TD", f"    {ids[START]}([START])"]
-    for name in _unknown_names(spec):  # a graph that does not validate still draws
-        ids[name] = _fresh_id(f"unknown{len(ids)}", set(ids.values()))
-        lines.append(f'    {ids[name]}["{_escape(name)} (unknown)"]')
-    for name, node in spec.nodes.items():
-        label = f"{name} ({_kind(node)})"
-        view = (nodes or {}).get(name)
-        if view is not None:
-            visits = f"{view.visits} visit{'s' * (view.visits != 1)}"
-            label += f"<br/>{view.status.value}, {visits}"
-        opening, closing = _SHAPES[node.kind]
-        lines.append(f'    {ids[name]}{opening}"{_escape(label)}"{closing}')
-    lines.append(f"    {ids[END]}([END])")
-    lines += _mermaid_edges(spec, ids)
-    if nodes:
-        lines += [f"    classDef {status.value} {style}" for status, style in _STATUS_STYLE.items()]
-        for name, view in nodes.items():
-            if name in ids and view.status in _STATUS_STYLE:
-                lines.append(f"    class {ids[name]} {view.status.value}")
-    return "\n".join(lines)
-
-
-def _mermaid_edges(spec: GraphSpec, ids: Mapping[str, str]) -> list[str]:
-    lines = []
-    for edge in spec.edges:
-        source = ids[edge.from_]
-        if isinstance(edge.to, str):
-            lines.append(f"    {source} --> {ids[edge.to]}")
-            continue
-        for key, target in edge.to.items():
-            lines.append(f'    {source} -->|"{_escape(key)}"| {ids[target]}')
-        if edge.default is not None:
-            lines.append(f'    {source} -->|"(default)"| {ids[edge.default]}')
-    for name, node in spec.nodes.items():
-        if node.on_error is not None:
-            lines.append(f'    {ids[name]} -.->|"on error"| {ids[node.on_error]}')
-        if node.on_exhausted is not None:
-            lines.append(f'    {ids[name]} -.->|"visits spent"| {ids[node.on_exhausted]}')
-    return lines
-
-
-def _mermaid_ids(names: Iterable[str]) -> dict[str, str]:
-    """A Mermaid id per node: its name when Mermaid takes it as one, else ``n<i>``."""
-    ids = {START: START, END: END}
-    for i, name in enumerate(names):
-        plain = name.isidentifier() and name.isascii() and name.lower() not in _MERMAID_WORDS
-        ids[name] = _fresh_id(name if plain else f"n{i}", set(ids.values()))
-    return ids
-
-
-def _fresh_id(candidate: str, used: set[str]) -> str:
-    while candidate in used:
-        candidate += "_"
-    return candidate
-
-
-def _unknown_names(spec: GraphSpec) -> list[str]:
-    """Names edges and nodes refer to that are no node (nor START or END)."""
-    named = [e.from_ for e in spec.edges] + [t for e in spec.edges for t in e.targets()]
-    named += [t for n in spec.nodes.values() for t in (n.on_error, n.on_exhausted) if t]
-    known = {START, END, *spec.nodes}
-    return list(dict.fromkeys(n for n in named if n not in known))
-
-
-def _kind(node: Node) -> str:
-    if node.map is not None:
-        return f"map of {node.map.node.kind.value}"
-    return node.kind.value
-
-
-def _escape(text: str) -> str:
-    """Text safe inside a quoted Mermaid label."""
-    return (
-        text.replace("&", "#amp;")
-        .replace('"', "#quot;")
-        .replace("<br/>", "\x00")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-        .replace("\x00", "<br/>")
-        .replace("\n", " ")
-    )
 
 
 # --- starting --------------------------------------------------------------------------
@@ -566,31 +449,6 @@ async def status(client: Client, args: argparse.Namespace, settings: Settings) -
     return EXIT_OK
 
 
-def status_lines(graph_id: str, view: GraphView, *, status: str | None = None) -> str:
-    """The ``status`` query, for a person."""
-    lines = [
-        f"graph:   {graph_id}",
-        f"name:    {view.name} ({view.fingerprint[:12]})",
-        f"status:  {status or view.status.value}",
-        f"step:    {view.step}  runs: {view.runs}",
-        "nodes:",
-    ]
-    width = max((len(n.name) for n in view.nodes), default=0)
-    for node in view.nodes:
-        visits = f"{node.visits} visit{'s' * (node.visits != 1)}"
-        line = f"  {node.name:<{width}}  {node.kind:<6} {node.status.value:<8} {visits}"
-        if node.children:
-            line += "  children: " + ", ".join(node.children)
-        lines.append(line)
-        if node.error:
-            lines.append(f"  {'':<{width}}  error: {node.error}")
-    for gate in view.gates:
-        lines += gate_lines(graph_id, gate)
-    if view.error:
-        lines.append(f"error:   {view.error}")
-    return "\n".join(lines)
-
-
 def _print_closed(
     args: argparse.Namespace, description: WorkflowExecutionDescription, why: str
 ) -> None:
@@ -657,137 +515,6 @@ async def pending(client: Client, args: argparse.Namespace, settings: Settings) 
     else:
         print(found.lines())
     return EXIT_OK
-
-
-@dataclass
-class GraphTree:
-    """What a graph tree waits on: gates by the graph holding them, and agents' items."""
-
-    graph_id: str
-    gates: list[tuple[str, GateView]] = field(default_factory=list)
-    """``(graph id, gate)``: a child graph's gates are decided on the child."""
-    items: list[PendingItem] = field(default_factory=list)
-    """The questions and approvals of the running agents (and their sub-agents)."""
-    agents: int = 0
-    unreachable: dict[str, str] = field(default_factory=dict)
-    truncated: bool = False
-
-    def json(self) -> dict[str, Any]:
-        """``graph pending --json``."""
-        data: dict[str, Any] = {
-            "gates": [
-                {
-                    "id": gate.id,
-                    "node": gate.node,
-                    "prompt": gate.prompt,
-                    "show": gate.show,
-                    "answer_schema": gate.answer_schema,
-                    "deadline": gate.deadline.isoformat() if gate.deadline else None,
-                    "graph": graph,
-                }
-                for graph, gate in self.gates
-            ],
-            "questions": [
-                i.model_dump(mode="json") for i in self.items if i.kind is PendingKind.QUESTION
-            ],
-            "approvals": [
-                i.model_dump(mode="json") for i in self.items if i.kind is PendingKind.APPROVAL
-            ],
-        }
-        if self.unreachable:
-            data["unreachable"] = self.unreachable
-        if self.truncated:
-            data["truncated"] = True
-        return data
-
-    def lines(self) -> str:
-        """For a person: each gate and item, then the command that answers it."""
-        lines: list[str] = []
-        for graph, gate in self.gates:
-            lines += gate_lines(graph, gate, root=self.graph_id)
-        for item in self.items:
-            lines += item_lines(item, root=self.graph_id)
-        for child, why in self.unreachable.items():
-            lines.append(f"{child}: cannot be queried ({why})")
-        if self.truncated:
-            lines.append(f"(only the first {MAX_GRAPHS} graphs of the tree were queried)")
-        if not self.gates and not self.items:
-            running = (
-                f" ({self.agents} agent{'s' * (self.agents != 1)} running)" if self.agents else ""
-            )
-            lines.insert(0, "nothing pending" + running)
-        return "\n".join(lines)
-
-
-async def pending_walk(client: Client, graph_id: str, root: GraphPending) -> GraphTree:
-    """What a graph tree waits on, walking its running child graphs and agents.
-
-    The open gates of the graph and of its child graphs (at most ``MAX_GRAPHS``), and
-    the questions and approvals of every running agent among them and their sub-agents.
-    """
-    tree = GraphTree(graph_id)
-    queue: list[tuple[str, GraphPending]] = [(graph_id, root)]
-    walked = {graph_id}
-    seen: set[tuple[str, str]] = set()
-    while queue:
-        current, view = queue.pop(0)
-        tree.gates += [(current, gate) for gate in view.gates]
-        for agent in view.agents:
-            tree.agents += 1
-            await _add_agent(client, tree, agent, seen)
-        for child in view.graphs:
-            if child in walked:
-                continue
-            if len(walked) >= MAX_GRAPHS:
-                tree.truncated = True
-                break
-            walked.add(child)
-            try:
-                answer = await graph_handle(client, child).query(
-                    "pending", result_type=GraphPending, rpc_timeout=QUERY_TIMEOUT
-                )
-            except (RPCError, WorkflowQueryFailedError) as err:
-                tree.unreachable[child] = err.message
-                continue
-            queue.append((child, answer))
-    return tree
-
-
-async def _add_agent(
-    client: Client, tree: GraphTree, agent: str, seen: set[tuple[str, str]]
-) -> None:
-    async def query(agent_id: str) -> PendingView:
-        view: PendingView = await client.get_workflow_handle(agent_id).query(
-            "pending", result_type=PendingView, rpc_timeout=QUERY_TIMEOUT
-        )
-        return view
-
-    try:
-        found: PendingTree = await walk(agent, await query(agent), query)
-    except (RPCError, WorkflowQueryFailedError) as err:
-        tree.unreachable[agent] = err.message
-        return
-    for item in found.items:
-        key = (item.send_to, item.id)
-        if key not in seen:
-            seen.add(key)
-            tree.items.append(item)
-    tree.unreachable.update(found.unreachable)
-
-
-def gate_lines(graph_id: str, gate: GateView, *, root: str | None = None) -> list[str]:
-    """One open gate: what it asks, and the command that answers it."""
-    where = "" if root in (None, graph_id) else f" (graph {graph_id})"
-    lines = [f"gate {gate.id}{where}: {_clip(gate.prompt)}"]
-    if gate.show is not None:
-        shown = gate.show if isinstance(gate.show, str) else json.dumps(gate.show)
-        lines.append(f"  show:     {_clip(shown)}")
-    if gate.answer_schema is not None:
-        lines.append(f"  answer:   {_clip(json.dumps(gate.answer_schema))}")
-    if gate.deadline is not None:
-        lines.append(f"  deadline: {gate.deadline.isoformat(timespec='seconds')}")
-    lines.append(f"  decide:   duragent graph decide {_q(graph_id)} {_q(gate.id)} JSON")
-    return lines
 
 
 async def decide(client: Client, args: argparse.Namespace, settings: Settings) -> int:
@@ -966,15 +693,6 @@ async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> in
     return EXIT_OK
 
 
-def _q(value: str) -> str:
-    return shlex.quote(value)
-
-
-def _clip(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 COMMANDS: dict[str, Command] = {
     "run": run,
     "status": status,
@@ -990,10 +708,8 @@ do not: :func:`run_local`)."""
 
 __all__ = [
     "COMMANDS",
-    "GraphTree",
     "checked_graph",
     "input_problems",
-    "mermaid",
     "read_graph",
     "run_local",
     "start_graph",
