@@ -391,3 +391,83 @@ async def test_the_research_example_runs_tasks_a_map_and_a_sub_graph(harness: Ha
     assert digest.children == [f"{handle.id}/digest@1"]
     child = await harness.client.get_workflow_handle(digest.children[0]).result()
     assert child["status"] == "completed" and child["state"]["counts"]["words"] == 5
+
+
+async def test_a_map_of_a_thousand_tasks_stays_within_temporals_limits(harness: Harness) -> None:
+    """1,000 items in one run: far from 51,200 events and 2,000 pending operations."""
+    items = [f"w{i} x" for i in range(1000)]
+    spec = load_graph(
+        {
+            "graph": "thousand",
+            "state": {"items": {"type": "array"}, "counts": {"type": "array"}},
+            "nodes": {
+                "count": {
+                    "map": {
+                        "over": "${items}",
+                        "node": {
+                            "task": {
+                                "ref": "examples.graphs.tasks:word_count",
+                                "args": {"text": "${item}"},
+                            }
+                        },
+                        "concurrency": 100,
+                    },
+                    "writes": "counts",
+                }
+            },
+            "edges": [["START", "count", "END"]],
+            "output": "counts",
+        }
+    )
+    settings = dataclasses.replace(harness.settings(), load=("examples.graphs.tasks",))
+    async with agent_worker(harness.client, settings):
+        handle = await start_graph(harness, spec, {"items": items})
+        result = await handle.result()
+    assert result.status is GraphStatus.COMPLETED, result
+    assert isinstance(result.output, list) and len(result.output) == 1000
+    assert result.output[0] == {"words": 2, "lines": 1, "chars": 4}
+    events = [e async for e in handle.fetch_history_events()]
+    scheduled = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert len(scheduled) == 1000  # one activity per item, none repeated
+    assert len(events) < 51_200 // 8  # bench.graph_cost prints the sizes
+
+
+async def test_a_long_loop_continues_as_new_and_keeps_its_state(harness: Harness) -> None:
+    visits = 30
+    spec = load_graph(
+        {
+            "graph": "counter",
+            "state": {
+                "count": {"type": "integer", "default": 0},
+                "log": {"type": "array", "reducer": "append"},
+            },
+            "nodes": {
+                "step": {
+                    "task": {
+                        "ref": "examples.graphs.tasks:word_count",
+                        "args": {"text": "${join(log, ' ')} x"},
+                    },
+                    "writes": {"count": "${result.words}", "log": "${str(result.words)}"},
+                    "max_visits": visits + 5,
+                }
+            },
+            "edges": [
+                ["START", "step"],
+                {
+                    "from": "step",
+                    "on": f"${{count < {visits}}}",
+                    "to": {"true": "step", "false": "END"},
+                },
+            ],
+        }
+    )
+    settings = dataclasses.replace(harness.settings(), load=("examples.graphs.tasks",))
+    async with agent_worker(harness.client, settings):
+        handle = await start_graph(harness, spec, {}, history_max_events=100)
+        result = await handle.result()
+        view = await handle.query(GraphWorkflow.status)
+    assert result.status is GraphStatus.COMPLETED, result
+    assert result.runs >= 2 and view.runs == result.runs  # it continued as new
+    assert result.state["count"] == visits
+    assert result.state["log"] == [str(n) for n in range(1, visits + 1)]
+    assert [(n.name, n.visits) for n in view.nodes] == [("step", visits)]
