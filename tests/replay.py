@@ -9,6 +9,8 @@ replays every committed file, so a change that would break running agents fails 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -308,12 +310,115 @@ async def record_reference_v5(name: str) -> list[Path]:
     return await _record_runs(name, scripts, input, drive)
 
 
+# Graph version 1: a task node, a map of two agents, a gate answered "revise" then
+# "approve" (a loop), routes, and a continue-as-new between steps.
+GRAPH_V1: dict[str, Any] = {
+    "graph": "reference",
+    "state": {
+        "title": {"type": "string"},
+        "slug": {"type": "string"},
+        "parts": {"type": "array"},
+        "drafts": {"type": "array"},
+        "verdict": {"type": "object"},
+    },
+    "nodes": {
+        "name": {
+            "task": {"ref": "examples.graphs.tasks:slugify", "args": {"title": "${title}"}},
+            "writes": "slug",
+        },
+        "write": {
+            "map": {
+                "over": "${parts}",
+                "node": {"agent": {"task": "[reference graph] write ${item} of ${slug}"}},
+                "concurrency": 2,
+            },
+            "writes": "drafts",
+        },
+        "review": {
+            "gate": {
+                "prompt": "Approve ${slug}?",
+                "show": "${drafts}",
+                "answer": {"type": "object", "required": ["decision"]},
+            },
+            "writes": "verdict",
+            "max_visits": 3,
+            "on_exhausted": "END",
+        },
+    },
+    "edges": [
+        ["START", "name", "write", "review"],
+        {
+            "from": "review",
+            "on": "${verdict.decision}",
+            "to": {"approve": "END", "revise": "write"},
+        },
+    ],
+}
+
+
+async def record_graph_v1(name: str) -> list[Path]:
+    """Run the graph scenario; save its first and its last run's histories."""
+    from workflows.graph import GraphWorkflow
+    from workflows.graph_load import load_graph
+    from workflows.graph_models import GateDecision, GraphInput, GraphStatus
+
+    scripts = [
+        {
+            "name": "parts",
+            "match": "[reference graph]",
+            "steps": [_call("_task_finish", message="a part")],
+        }
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with embedded(Path(tmp), scripts=scripts, task_queue="record") as env:
+            client = env.client
+            settings = dataclasses.replace(env.settings, load=("examples.graphs.tasks",))
+            async with agent_worker(client, settings):
+                input = GraphInput(
+                    spec=load_graph(GRAPH_V1),
+                    input={"title": "Reference Graph", "parts": ["intro", "body", "more", "end"]},
+                    model="scripted",
+                    history_max_events=100,
+                )
+                handle = await client.start_workflow(
+                    GraphWorkflow.run, input, id=name, task_queue="record"
+                )
+                decisions = [
+                    ("review@1", "revise"),
+                    ("review@2", "revise"),
+                    ("review@3", "approve"),
+                ]
+                for gate, decision in decisions:
+                    await eventually(functools.partial(_gate_open, handle, gate), within=60)
+                    _ = await handle.execute_update(
+                        GraphWorkflow.decide,
+                        GateDecision(gate_id=gate, answer={"decision": decision}),
+                    )
+                result = await handle.result()
+                assert result.status is GraphStatus.COMPLETED, result
+                assert result.runs >= 2, "the scenario must continue as new"
+            first = client.get_workflow_handle(name, run_id=handle.first_execution_run_id)
+            runs = [await first.fetch_history(), await handle.fetch_history()]
+    paths = [HISTORIES / f"{name}@run{i}.json" for i in (1, 2)]
+    for path, history in zip(paths, runs, strict=True):
+        path.write_text(history.to_json(), encoding="utf-8")
+    return paths
+
+
+async def _gate_open(handle: WorkflowHandle[Any, Any], gate: str) -> bool:
+    from workflows.graph import GraphWorkflow
+
+    view = await handle.query(GraphWorkflow.status)
+    return any(g.id == gate for g in view.gates)
+
+
 RECORDERS: dict[str, Callable[[str], Coroutine[Any, Any, object]]] = {
     "record": record_reference,
     "record-v2": record_reference_v2,
     "record-v3": record_reference_v3,
     "record-v4": record_reference_v4,
     "record-v5": record_reference_v5,
+    "record-graph-v1": record_graph_v1,
 }
 
 if __name__ == "__main__":
