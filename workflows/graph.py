@@ -33,6 +33,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import TaskRequest, TaskResult
+    from activities.tasks import RUN_TASK
     from workflows import graph_policy as gp
     from workflows import policy, telemetry
     from workflows import search_attributes as search
@@ -66,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.graph_validate import validate
     from workflows.models import AgentResult, AgentStatus
 
-RUN_TASK = "duragent.run_task"
 # By name: the agent's module stays out of this one's sandbox.
 AGENT_WORKFLOW = "AgentWorkflow"
 # A task's default attempt: the graph's timeout policy, else this.
