@@ -105,6 +105,8 @@ async def test_prometheus_scrapes_the_run(
         f'duragent_agents{{{q},status="waiting_user"}}': 1,
         f'duragent_agents{{{q},status="running"}}': 0,
         f'duragent_agents{{{q},status="waiting_approval"}}': 0,
+        f'duragent_graphs{{{q},status="waiting_user"}}': 0,
+        f'duragent_graphs{{{q},status="running"}}': 0,
     }
     answers: dict[str, float | None] = {}
 

@@ -1,4 +1,4 @@
-"""Gauges of agents by status, computed from Temporal visibility.
+"""Gauges of agents (and graphs) by status, computed from Temporal visibility.
 
 A gauge that workflows move up and down drifts: a run that crashes, times out or is
 terminated never moves it back. Visibility is the truth: the workflow keeps its
@@ -29,6 +29,7 @@ from temporalio.service import RPCError
 
 from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME
+from workflows.graph_models import GRAPH_WORKFLOW_NAME, GraphStatus
 from workflows.models import AgentStatus
 
 log = logging.getLogger("duragent.telemetry")
@@ -39,6 +40,7 @@ ACTIVE = (
     AgentStatus.WAITING_APPROVAL,
     AgentStatus.WAITING_PROVIDER,
 )
+GRAPH_ACTIVE = (GraphStatus.RUNNING, GraphStatus.WAITING_USER)
 WAITING = (AgentStatus.WAITING_USER, AgentStatus.WAITING_APPROVAL, AgentStatus.WAITING_PROVIDER)
 MAX_LISTED = 10_000
 """Waiting agents listed per refresh at most."""
@@ -74,6 +76,12 @@ class AgentGauges:
             ["status", "task_queue"],
             registry=registry,
         )
+        self._graphs = Gauge(
+            "duragent_graphs",
+            "Graph runs not yet finished, by status (from Temporal visibility)",
+            ["status", "task_queue"],
+            registry=registry,
+        )
         self._errors = Counter(
             "duragent_visibility_errors",
             "Failed refreshes of the visibility gauges",
@@ -95,6 +103,10 @@ class AgentGauges:
             for status in ACTIVE:
                 count = await client.count_workflows(_query(task_queue, f"= '{status.value}'"))
                 self._agents.labels(status.value, task_queue).set(count.count)
+            for graph_status in GRAPH_ACTIVE:
+                query = _query(task_queue, f"= '{graph_status.value}'", GRAPH_WORKFLOW_NAME)
+                count = await client.count_workflows(query)
+                self._graphs.labels(graph_status.value, task_queue).set(count.count)
             for waiting, seconds in (await _oldest_waits(client, task_queue)).items():
                 self._oldest_wait.labels(waiting, task_queue).set(seconds)
         except RPCError as err:
@@ -106,9 +118,9 @@ class AgentGauges:
             log.exception("cannot refresh the agent gauges from visibility")
 
 
-def _query(task_queue: str, status_condition: str) -> str:
+def _query(task_queue: str, status_condition: str, workflow_type: str = WORKFLOW_NAME) -> str:
     return (
-        f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus = 'Running' "
+        f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running' "
         f"AND TaskQueue = '{_quoted(task_queue)}' AND {search.STATUS.name} {status_condition}"
     )
 
