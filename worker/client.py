@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from typing import TypeVar
 
 from opentelemetry import trace
 from temporalio.api.enums.v1 import DescribeTaskQueueMode, IndexedValueType, TaskQueueType
@@ -28,6 +29,8 @@ from worker.telemetry import Telemetry, agent_span
 from workflows import search_attributes as search
 from workflows.agent import WORKFLOW_NAME, AgentWorkflow
 from workflows.models import AgentInput, AgentResult, AgentStatus
+
+_T = TypeVar("_T")
 
 DEFAULT_ADDRESS = "localhost:7233"
 CLOSED_STATUS = {
@@ -117,16 +120,27 @@ async def start_agent(
     tracer = telemetry.tracer() if telemetry else trace.NoOpTracer()
     content = telemetry.settings.tracing.capture_content if telemetry else False
     with agent_span(tracer, agent_id, input, task_queue=task_queue, content=content):
-        try:
-            return await _start(client, input, task_queue, agent_id, attributes)
-        except RPCError as err:
-            if (
-                err.status is not RPCStatusCode.INVALID_ARGUMENT
-                or "search attribute" not in err.message.lower()
-            ):
-                raise
-        await ensure_search_attributes(client)
-        return await _start(client, input, task_queue, agent_id, attributes)
+        return await start_registering(
+            client, lambda: _start(client, input, task_queue, agent_id, attributes)
+        )
+
+
+async def start_registering(client: Client, start: Callable[[], Awaitable[_T]]) -> _T:
+    """Start a run with duragent's search attributes; register them first if need be.
+
+    A server that does not know the attributes refuses the start: they are registered
+    and the run started again.
+    """
+    try:
+        return await start()
+    except RPCError as err:
+        if (
+            err.status is not RPCStatusCode.INVALID_ARGUMENT
+            or "search attribute" not in err.message.lower()
+        ):
+            raise
+    await ensure_search_attributes(client)
+    return await start()
 
 
 async def _start(

@@ -54,9 +54,9 @@ from worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, graph_file
 from worker.client import (
     CLOSED_STATUS,
     WORKFLOW_NAME,
-    ensure_search_attributes,
     is_not_found,
     shown_status,
+    start_registering,
     workflow_pollers,
 )
 from worker.graph_pending import pending_walk
@@ -67,6 +67,7 @@ from worker.inspection import (
     QUERY_TIMEOUT,
     NoWorker,
     UserError,
+    print_closed,
     print_json,
 )
 from worker.plugin import load_modules
@@ -257,16 +258,9 @@ async def start_graph(
     """
     attributes = search.at_start(input.model or "", input.owner)
     graph_id = graph_id or new_graph_id()
-    try:
-        return await _start(client, input, task_queue, graph_id, attributes)
-    except RPCError as err:
-        if (
-            err.status is not RPCStatusCode.INVALID_ARGUMENT
-            or "search attribute" not in err.message.lower()
-        ):
-            raise
-    await ensure_search_attributes(client)
-    return await _start(client, input, task_queue, graph_id, attributes)
+    return await start_registering(
+        client, lambda: _start(client, input, task_queue, graph_id, attributes)
+    )
 
 
 async def _start(
@@ -436,7 +430,8 @@ async def status(client: Client, args: argparse.Namespace, settings: Settings) -
     except UserError as err:
         if not closed:
             raise
-        _print_closed(args, description, str(err))
+        hint = f"; `duragent graph result {args.graph_id}` reads its result from history"
+        print_closed("graph", args.graph_id, description, str(err), as_json=args.json, hint=hint)
         return EXIT_OK
     shown = shown_status(description.status, view.status.value)
     if args.json:
@@ -447,22 +442,6 @@ async def status(client: Client, args: argparse.Namespace, settings: Settings) -
     else:
         print(status_lines(args.graph_id, view, status=shown))
     return EXIT_OK
-
-
-def _print_closed(
-    args: argparse.Namespace, description: WorkflowExecutionDescription, why: str
-) -> None:
-    shown = recorded_status(description)
-    closed_at = (
-        description.close_time.isoformat(timespec="seconds") if description.close_time else None
-    )
-    if args.json:
-        print_json({"status": shown, "closed": closed_at, "details": why})
-        return
-    print(f"graph:   {args.graph_id}\nstatus:  {shown}")
-    if closed_at:
-        print(f"closed:  {closed_at}")
-    print(f"({why}; `duragent graph result {args.graph_id}` reads its result from history)")
 
 
 async def show(client: Client, args: argparse.Namespace, settings: Settings) -> int:

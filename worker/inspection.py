@@ -257,7 +257,7 @@ async def status(client: Client, args: argparse.Namespace, settings: Settings) -
         if not closed:
             raise
         # A closed run needs a worker to answer queries; Temporal still knows how it ended.
-        _print_closed(args, description, str(err))
+        print_closed("agent", args.agent_id, description, str(err), as_json=args.json)
         return EXIT_OK
     shown = shown_status(description.status, view.status.value)
     if args.json:
@@ -270,20 +270,36 @@ async def status(client: Client, args: argparse.Namespace, settings: Settings) -
     return EXIT_OK
 
 
-def _print_closed(
-    args: argparse.Namespace, description: WorkflowExecutionDescription, why: str
+def print_closed(
+    kind: str,
+    run_id: str,
+    description: WorkflowExecutionDescription,
+    why: str,
+    *,
+    as_json: bool,
+    hint: str = "",
 ) -> None:
+    """A closed run whose state no worker answered for: what history records of it.
+
+    Args:
+        kind: ``agent`` or ``graph``, the first line's label.
+        run_id: The agent's or graph's id.
+        description: The run as Temporal describes it.
+        why: Why the query had no answer.
+        as_json: Print JSON instead of lines.
+        hint: A command that reads more, appended to ``why``.
+    """
     shown = recorded_status(description)
     closed_at = (
         description.close_time.isoformat(timespec="seconds") if description.close_time else None
     )
-    if args.json:
+    if as_json:
         print_json({"status": shown, "closed": closed_at, "details": why})
         return
-    print(f"agent:   {args.agent_id}\nstatus:  {shown}")
+    print(f"{kind + ':':<9}{run_id}\nstatus:  {shown}")
     if closed_at:
         print(f"closed:  {closed_at}")
-    print(f"({why})")
+    print(f"({why}{hint})")
 
 
 async def pending(client: Client, args: argparse.Namespace, settings: Settings) -> int:
