@@ -366,3 +366,16 @@ class TaskResult(BaseModel):
 
     value: JsonValue = None
     attempt: int = 1
+
+
+class ListTasksRequest(BaseModel):
+    """Input of the activity that lists a worker's tasks."""
+
+    graph: str = ""
+    """Who asks (the graph's name), for the worker's log."""
+
+
+class ListTasksResult(BaseModel):
+    """The task refs a worker runs."""
+
+    refs: list[str] = Field(default_factory=list)

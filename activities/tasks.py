@@ -62,7 +62,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import TaskError, TaskErrorType
 from activities.heartbeat import heartbeating
 from activities.limits import MAX_TASK_RESULT_BYTES, size, too_large
-from activities.models import TaskRequest, TaskResult
+from activities.models import ListTasksRequest, ListTasksResult, TaskRequest, TaskResult
 
 __all__ = [
     "RUN_TASK",
@@ -77,6 +77,7 @@ __all__ = [
 ]
 
 RUN_TASK: Final = "duragent.run_task"
+LIST_TASKS: Final = "duragent.list_tasks"
 """The activity's name; histories refer to it, so it never changes."""
 TASK_REF: Final = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 """What a ref reads: ``module:function`` (the graph validator checks the same form)."""
@@ -223,6 +224,11 @@ class TaskActivities:
     def known_tasks(self) -> set[str]:
         """The refs this worker runs, for ``validate(spec, known_tasks=...)``."""
         return set(self._registry.refs)
+
+    @activity.defn(name=LIST_TASKS)
+    async def list_tasks(self, request: ListTasksRequest) -> ListTasksResult:
+        """The refs this worker runs (a graph checks its task nodes against them at start)."""
+        return ListTasksResult(refs=sorted(self._registry.refs))
 
     @activity.defn(name=RUN_TASK)
     async def run_task(self, request: TaskRequest) -> TaskResult:

@@ -325,6 +325,14 @@ async def test_a_worker_killed_mid_map_is_replaced_and_done_items_never_rerun(
         if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
     ]
     assert len(started) == len(items)  # no item started twice
+    open_children, most = 0, 0
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            open_children += 1
+            most = max(most, open_children)
+        elif e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+            open_children -= 1
+    assert most == 2  # the map's concurrency, never more
     asked = [r.script for r in harness.llm.requests]
     for child in done:  # finished before the kill: never asked again
         item = items[int(child.rsplit("[", 1)[1].rstrip("]"))]
@@ -471,3 +479,28 @@ async def test_a_long_loop_continues_as_new_and_keeps_its_state(harness: Harness
     assert result.state["count"] == visits
     assert result.state["log"] == [str(n) for n in range(1, visits + 1)]
     assert [(n.name, n.visits) for n in view.nodes] == [("step", visits)]
+
+
+async def test_a_task_the_worker_does_not_run_fails_the_graph_at_start(harness: Harness) -> None:
+    spec = load_graph(
+        {
+            "graph": "typo",
+            "state": {"text": {"type": "string"}, "n": {"type": "object"}},
+            "nodes": {
+                "count": {
+                    "task": {"ref": "examples.graphs.tasks:word_cont", "args": {"text": "${text}"}},
+                    "writes": "n",
+                },
+            },
+            "edges": [["START", "count", "END"]],
+        }
+    )
+    settings = dataclasses.replace(harness.settings(), load=("examples.graphs.tasks",))
+    async with agent_worker(harness.client, settings):
+        handle = await start_graph(harness, spec, {"text": "a b"})
+        with pytest.raises(Exception) as failed:
+            await handle.result()
+    text = str(getattr(failed.value, "cause", failed.value))
+    assert "invalid graph 'typo'" in text and "examples.graphs.tasks:word_cont" in text, text
+    history = [e.event_type async for e in handle.fetch_history_events()]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in history  # nothing ran

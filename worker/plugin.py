@@ -289,10 +289,12 @@ def worker_activities(
         host_queue=host_queue,
         worker=worker,
     )
+    task_activities = TaskActivities(TaskRegistry(tasks))
     return [
         llm.chat,
         memory.summarize,
-        TaskActivities(TaskRegistry(tasks)).run_task,
+        task_activities.run_task,
+        task_activities.list_tasks,
         tool_activities.describe_tools,
         tool_activities.run_tool,
         tool_activities.validate_arguments,

@@ -32,8 +32,8 @@ from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import TaskRequest, TaskResult
-    from activities.tasks import RUN_TASK
+    from activities.models import ListTasksRequest, ListTasksResult, TaskRequest, TaskResult
+    from activities.tasks import LIST_TASKS, RUN_TASK
     from workflows import graph_policy as gp
     from workflows import policy, telemetry
     from workflows import search_attributes as search
@@ -67,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.graph_validate import validate
     from workflows.models import AgentResult, AgentStatus
 
+# Listing a worker's tasks is a lookup in its memory.
+LIST_TASKS_TIMEOUT = timedelta(seconds=10)
 # By name: the agent's module stays out of this one's sandbox.
 AGENT_WORKFLOW = "AgentWorkflow"
 # A task's default attempt: the graph's timeout policy, else this.
@@ -105,7 +107,7 @@ class GraphWorkflow:
     async def run(self, input: GraphInput) -> GraphResult:
         """Run steps until no node is left; fail with the node and the reason if one fails."""
         if self._frontier is None:
-            self._start()
+            await self._start()
         assert self._frontier is not None
         while self._frontier:
             if self._step >= input.max_steps:
@@ -187,8 +189,9 @@ class GraphWorkflow:
 
     # --- steps ------------------------------------------------------------------------
 
-    def _start(self) -> None:
-        problems = [f"{p.where}: {p.message}" for p in validate(self._spec)]
+    async def _start(self) -> None:
+        known = await self._known_tasks()
+        problems = [f"{p.where}: {p.message}" for p in validate(self._spec, known_tasks=known)]
         problems += gp.schema_problems(self._spec)
         if problems:
             listed = "; ".join(problems)
@@ -198,6 +201,32 @@ class GraphWorkflow:
         except StateError as err:
             self._fail(f"bad input: {err}", "InvalidGraph")
         self._frontier = self._follow(START)
+
+    async def _known_tasks(self) -> set[str] | None:
+        """The tasks this worker runs, when the graph's task nodes run on its queue.
+
+        A local activity: no round trip to the server. Task nodes sent to another task
+        queue (their ``task_queue``) are that queue's workers' business, so a graph that
+        has any is not checked here; neither is one with no task nodes.
+        """
+        layers = [
+            (node,) if node.map is None else (node, node.map.node)
+            for node in self._spec.nodes.values()
+        ]
+        queues = {
+            effective_policy(self._spec.defaults, *nodes).task_queue
+            for nodes in layers
+            if nodes[-1].task is not None
+        }
+        if queues != {None}:  # no task node, or some run elsewhere
+            return None
+        listed = await workflow.execute_local_activity(
+            LIST_TASKS,
+            ListTasksRequest(graph=self._spec.name),
+            result_type=ListTasksResult,
+            start_to_close_timeout=LIST_TASKS_TIMEOUT,
+        )
+        return set(listed.refs)
 
     async def _run_step(self, frontier: list[str]) -> list[str]:
         """Run a frontier's nodes at once; after all have finished, follow their edges."""

@@ -31,6 +31,9 @@ from workflows.graph_spec import (
 )
 from workflows.models import AgentInput
 
+# Items one map may run in one workflow run: each costs about three history events
+# (bench.graph_cost), so 5,000 stay near 16,000, well inside Temporal's 51,200.
+MAX_MAP_ITEMS = 5_000
 # A gate's answer schema travels in the run's input with the spec; keep it small.
 MAX_GATE_SCHEMA_BYTES = 16_384
 
@@ -58,10 +61,19 @@ def render_json(value: JsonValue, names: Mapping[str, Any], where: str) -> JsonV
 
 
 def map_items(over: str, names: Mapping[str, Any], node: str) -> list[Any]:
-    """The list a map node runs over."""
+    """The list a map node runs over.
+
+    Raises:
+        NodeFailed: Not a list, or longer than one run's history can take.
+    """
     items = render_json(over, names, f"nodes.{node}.map.over")
     if not isinstance(items, list):
         raise NodeFailed(f"nodes.{node}.map.over gave {type(items).__name__}, not a list")
+    if len(items) > MAX_MAP_ITEMS:
+        raise NodeFailed(
+            f"nodes.{node}: a map of {len(items):,} items is more than one run's history "
+            f"takes ({MAX_MAP_ITEMS:,}); split the list and map each part in a sub-graph"
+        )
     return items
 
 
