@@ -69,6 +69,7 @@ async def test_trace_prints_the_run_as_a_tree(harness: Harness) -> None:
         "    chat scripted",
     ], text
     assert "completed" in lines[0]
+    assert lines[1].endswith(" s  local")  # listed by a local activity, in the first task
     assert "2 attempts" in lines[3]
     assert "tokens 120 in / 7 out, finish tool_calls" in lines[3]
     assert lines[4].endswith("success")

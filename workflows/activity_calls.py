@@ -41,6 +41,28 @@ def options(p: ActivityPolicy) -> ActivityOptions:
     }
 
 
+class LocalActivityOptions(TypedDict):
+    """The keyword options of ``workflow.execute_local_activity*`` duragent sets."""
+
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+    cancellation_type: ActivityCancellationType
+
+
+def local_options(p: ActivityPolicy) -> LocalActivityOptions:
+    """Timeouts, retries and cancellation of one local activity, from its policy.
+
+    A local activity runs inside the workflow task on the worker that runs the workflow:
+    for lookups of that worker's own state, short and without heartbeats.
+    """
+    remote = options(p)
+    return {
+        "start_to_close_timeout": remote["start_to_close_timeout"],
+        "retry_policy": remote["retry_policy"],
+        "cancellation_type": remote["cancellation_type"],
+    }
+
+
 def error_type(err: ActivityError) -> str | None:
     """The ``ApplicationError.type`` an activity failed with, if it raised one."""
     return err.cause.type if isinstance(err.cause, ApplicationError) else None

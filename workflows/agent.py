@@ -113,6 +113,11 @@ CANCEL_PATCH = "cancel-during-activity"
 # New runs work in a folder of their own (or a named one); runs started before it keep
 # the whole workspace root. Decided once, at the start; continue-as-new carries it.
 WORKSPACE_PATCH = "per-agent-workspace"
+# New runs list their tools through a local activity: run by the worker that runs the
+# workflow task, its result a marker in that task, so the first LLM call is scheduled
+# without a server round trip (and three fewer history events). Runs started before it
+# replay their scheduled ``describe_tools`` activity.
+LOCAL_TOOLS_PATCH = "describe-tools-locally"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -410,11 +415,15 @@ class AgentWorkflow:
     # --- the cycle -------------------------------------------------------------------
 
     async def _load_tools(self) -> None:
-        described = await workflow.execute_activity_method(
-            ToolActivities.describe_tools,
-            DescribeToolsRequest(enabled=self._input.tools),
-            **calls.options(REGISTRY_POLICY),
-        )
+        request = DescribeToolsRequest(enabled=self._input.tools)
+        if workflow.patched(LOCAL_TOOLS_PATCH):
+            described = await workflow.execute_local_activity_method(
+                ToolActivities.describe_tools, request, **calls.local_options(REGISTRY_POLICY)
+            )
+        else:
+            described = await workflow.execute_activity_method(
+                ToolActivities.describe_tools, request, **calls.options(REGISTRY_POLICY)
+            )
         if described.unknown:
             self._fail(f"unknown tools requested: {', '.join(described.unknown)}", "UnknownTools")
         self._tools = {t.name: t for t in described.tools}

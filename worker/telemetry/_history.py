@@ -58,6 +58,8 @@ _CHILD_CLOSED = {
         "not started",
     ),
 }
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+"""The marker a local activity's result is recorded in (its name is the SDK core's)."""
 _ACTIVITY_CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "completed",
     EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "failed",
@@ -143,6 +145,8 @@ class _Builder:
         self._scheduled: dict[int, TraceNode] = {}
         # Activity type, or the child's workflow id, by the event that started it.
         self._kinds: dict[int, str] = {}
+        # A local activity runs inside a workflow task: it started no earlier than that.
+        self._task_started: datetime | None = None
 
     def continued(self, first: HistoryEvent, number: int) -> None:
         self._close_cycle(_time(first))
@@ -161,6 +165,10 @@ class _Builder:
                 node.detail = f"{node.detail}  {attrs.attempt} attempts".strip()
         elif kind in _ACTIVITY_CLOSED:
             self._closed_activity(event, _ACTIVITY_CLOSED[kind])
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            self._task_started = _time(event)
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            self._local_activity(event)
         elif kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
             child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
             node = TraceNode(f"agent {child}", _time(event), detail="sub-agent")
@@ -214,6 +222,17 @@ class _Builder:
         self._parent().children.append(node)
         self._scheduled[event.event_id] = node
         self._kinds[event.event_id] = activity
+
+    def _local_activity(self, event: HistoryEvent) -> None:
+        attrs = event.marker_recorded_event_attributes
+        if attrs.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in attrs.details:
+            return
+        data = self._decode(attrs.details["data"].payloads, dict)
+        name = data.get("activity_type") if isinstance(data, dict) else None
+        node = TraceNode(str(name or "local activity"), self._task_started, _time(event), "local")
+        if attrs.HasField("failure"):
+            node.detail = f"local  failed: {attrs.failure.message}"
+        self._parent().children.append(node)
 
     def _closed_activity(self, event: HistoryEvent, outcome: str) -> None:
         scheduled_id = _scheduled_event_id(event)
