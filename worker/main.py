@@ -31,7 +31,7 @@ from worker.plugin import (
     host_activities,
     host_queue_name,
     load_modules,
-    precompile_workflows,
+    share_workflow_code,
     shell_sandbox,
     worker_activities,
     worker_interceptors,
@@ -148,7 +148,7 @@ def build_workers(
     Raises:
         ModuleLoadError: A module to load cannot be imported, or clashes.
     """
-    precompile_workflows()
+    share_workflow_code()
     loaded = load_modules(settings.load)
     if settings.load:
         log.info("%s", loaded.summary())

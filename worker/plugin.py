@@ -7,15 +7,15 @@ workflows and the activities cannot drift apart between them.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import importlib.util
-import inspect
-import logging
-import py_compile
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec, SourceFileLoader
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
@@ -59,8 +59,6 @@ from workflows.handler_guard import HandlerInputGuard
 
 PLUGIN_NAME = "duragent"
 
-logger = logging.getLogger(__name__)
-
 # Modules the workflow sandbox imports once per worker instead of once per run. Each
 # holds only constants, pure functions, pydantic models and classes whose instances
 # belong to one run: no module-level mutable state and no I/O at import, so sharing
@@ -97,25 +95,74 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
-def precompile_workflows(workflows: Sequence[type] = (AgentWorkflow, GraphWorkflow)) -> None:
-    """Write the bytecode of the workflows' own modules where Python looks for it.
+class _SharedCodeLoader(SourceFileLoader):
+    """A workflow module's loader that hands out one code object, compiled once."""
 
-    The sandbox imports a workflow's module afresh for every new run. Python reads that
-    module's cached bytecode when there is some, but with ``PYTHONDONTWRITEBYTECODE=1``
-    (set by many container images and CI runners) it never writes any, so every new
-    agent compiled ``workflows/agent.py`` from source again: 23 ms of worker CPU per
-    run, a fifth of a short agent's. Writing it once where Python looks for it
-    (``__pycache__``, or ``PYTHONPYCACHEPREFIX``) ends that; a read-only tree just keeps
-    the old cost.
+    def __init__(self, fullname: str, path: str, code: CodeType) -> None:
+        super().__init__(fullname, path)
+        self._code = code
+
+    def get_code(self, fullname: str) -> CodeType:
+        """The module's code, as compiled (or read from bytecode) at worker start."""
+        if fullname != self.name:  # pragma: no cover - a loader serves one module
+            raise ImportError(f"{self.name} loader asked for {fullname}", name=fullname)
+        return self._code
+
+
+class WorkflowCodeFinder(importlib.abc.MetaPathFinder):
+    """Finds the workflows' own modules with their code compiled once per worker.
+
+    The sandbox imports a workflow's module afresh for every new run, so that module
+    level state is never shared between runs; the module body still runs per run, in
+    the sandbox, with its restricted imports and checks. What need not be made again is
+    the code object: reading (or, with ``PYTHONDONTWRITEBYTECODE=1`` and no bytecode
+    cached, compiling: 23 ms) and unmarshalling ``workflows/agent.py`` for each run cost
+    CPU, and each cached run held its own copy of the code, ~100 KiB. Code objects are
+    immutable, so one copy serves every run.
     """
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[str, CodeType]] = {}
+
+    @classmethod
+    def installed(cls) -> WorkflowCodeFinder:
+        """The process's finder, put first on ``sys.meta_path`` on first use."""
+        found = next((f for f in sys.meta_path if isinstance(f, cls)), None)
+        if found is None:
+            found = cls()
+            sys.meta_path.insert(0, found)
+        return found
+
+    def share(self, module: str) -> None:
+        """Compile ``module`` now (or read its bytecode) and serve that code from here on."""
+        if module in self._code:
+            return
+        spec = importlib.util.find_spec(module)
+        loader = spec.loader if spec is not None else None
+        if spec is None or spec.origin is None or not isinstance(loader, SourceFileLoader):
+            return  # not a source file (frozen, zipped): imported the ordinary way
+        code = loader.get_code(module)
+        if code is not None:
+            self._code[module] = (spec.origin, code)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        """A spec with the shared code for a shared module; ``None`` for any other."""
+        entry = self._code.get(fullname)
+        if entry is None:
+            return None
+        origin, code = entry
+        return importlib.util.spec_from_file_location(
+            fullname, origin, loader=_SharedCodeLoader(fullname, origin, code)
+        )
+
+
+def share_workflow_code(workflows: Sequence[type] = (AgentWorkflow, GraphWorkflow)) -> None:
+    """Compile the workflows' own modules once per worker (see :class:`WorkflowCodeFinder`)."""
+    finder = WorkflowCodeFinder.installed()
     for workflow in workflows:
-        source = inspect.getsourcefile(workflow)
-        if source is None:
-            continue
-        try:  # once per worker start: ~25 ms, and never stale
-            py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True)
-        except (OSError, py_compile.PyCompileError) as err:
-            logger.debug("no bytecode written for %s: %s", source, err)
+        finder.share(workflow.__module__)
 
 
 HOST_QUEUE_MARK = "/host/"
