@@ -5,7 +5,7 @@ next workflow tasks to its own *sticky* queue. When that worker dies (SIGKILL, l
 node, OOM), each of its workflows waits for its heartbeating activity to time out,
 retries it on another worker, and then offers the workflow task that follows to the
 dead worker's sticky queue, where it sits for the sticky schedule-to-start timeout
-(3 s on duragent workers, 10 s by the SDK's default) before any other worker may take
+(10 s, the SDK's default, see ``worker.main``) before any other worker may take
 it. A retried attempt of a heartbeating activity is the sign that this may have
 happened, so it asks the server to reset the workflow's sticky queue
 (``ResetStickyTaskQueue``) while it runs: the next workflow task goes to the normal

@@ -209,12 +209,14 @@ async def test_a_killed_workers_command_is_lost_and_gone_and_the_agent_goes_on(
     shown = status_lines(agent_id, final)  # what `duragent status` prints
     assert f"shell:   on {final.shell.worker}" in shown
     assert f"{session} lost: echo up; sleep 300.{marker}" in shown and "stopped responding" in shown
-    # The watch timed out on its heartbeat; the check waiting on the dead queue was
-    # answered by that, not by waiting out its own pickup timeout.
+    # The watch timed out on its heartbeat, and the check was answered by that, never by
+    # waiting out its own pickup timeout: sent to the dead queue and cancelled, or (when
+    # the reply's task waited out the dead worker's sticky timeout first) answered from
+    # the lost state without a call.
     [watch] = [e for e in events if e["type"] == WATCH]
     checks = [e for e in events if e["type"] == RUN_TOOL and "_check_background" in e["input"]]
-    [check_call] = checks
-    assert (watch["end"], check_call["end"], check_call["identity"]) == ("timed", "canceled", None)
+    assert watch["end"] == "timed"
+    assert [(c["end"], c["identity"]) for c in checks] in ([], [("canceled", None)]), checks
 
 
 async def test_a_command_outlives_continue_as_new_and_stops_with_the_run(

@@ -44,11 +44,15 @@ log = logging.getLogger("duragent.worker")
 # In-flight activities get this long to finish after SIGTERM before they are cancelled;
 # what does not finish is retried on another worker, so a deploy loses no work.
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
-# A workflow task offered to a dead worker's sticky queue waits this long before any
-# worker may take it: after a SIGKILL it is the last wait before the run moves on (the
-# SDK's 10 s default doubled the recovery time). A busy live worker that misses it only
-# replays the run's history from the normal queue.
-STICKY_TIMEOUT = timedelta(seconds=3)
+# A workflow task offered to a worker's sticky queue waits this long for that worker
+# before any worker may take it (the SDK's default). A busy worker takes its tasks
+# seconds late: at 3 s, 200 agents on one worker bounced 0.5 to 1.1 tasks each to the
+# normal queue (a timeout, the whole history sent again, a wait behind new agents; the
+# server's CPU per agent 1.16x the bare loop's, 1.01x at 10 s, which bounced none; see
+# bench.cycle_cost). After a SIGKILL the retried activity resets the sticky queue
+# (activities.sticky), so recovery does not wait for this (still 10 s from the kill to
+# the next cycle); a reply or a signal to a killed worker's agent does, once.
+STICKY_TIMEOUT = timedelta(seconds=10)
 
 
 # A host queue's slots: each background command holds one (an idle watch) as long as it
