@@ -15,7 +15,10 @@ async def heartbeating(every: float | None = None) -> AsyncIterator[None]:
 
     Cancellation of an activity only reaches it through a heartbeat, so a long LLM call
     or tool must heartbeat even while it waits on a socket. The SDK throttles heartbeats
-    to a fraction of the heartbeat timeout, so this costs little.
+    to a fraction of the heartbeat timeout, so this costs little. The first beat waits
+    like the others: the SDK sends a first heartbeat to the server at once (a write of
+    the workflow's state there), and an attempt that ends sooner needs none, so short
+    LLM and tool calls cost the server nothing for it.
 
     Args:
         every: Seconds between heartbeats; by default a third of the activity's
@@ -27,8 +30,8 @@ async def heartbeating(every: float | None = None) -> AsyncIterator[None]:
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:

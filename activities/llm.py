@@ -78,22 +78,24 @@ class LLMActivities:
     @activity.defn(name="duragent.llm_chat")
     async def chat(self, request: LLMRequest) -> LLMResult:
         """Rebuild the prompt, send it, return the assistant's turn with token usage."""
-        # Reading the store is I/O too: on a cold cache an object store answers a round
-        # trip per node, and a slow read must not pass for a dead worker (5 s timeout).
+        # One heartbeat timer for the whole attempt, not one per chunk: cheaper per chunk,
+        # a cancel still reaches a call that waits on a silent socket, and the store's
+        # reads and writes (an object store's round trips on a cold cache) are covered too,
+        # so a slow step never passes for a dead worker (5 s timeout).
         async with heartbeating():
-            transcript = await self._transcript(request)
+            return await self._chat(request)
+
+    async def _chat(self, request: LLMRequest) -> LLMResult:
+        transcript = await self._transcript(request)
         model = self._families.resolve(
             request.model, request.options, temperature=request.temperature
         )
         body = await self._body(request, model, transcript)
         try:
-            # Heartbeats come from a timer, not from each chunk: cheaper per chunk, and a
-            # cancel still reaches a call that waits on a silent socket.
-            async with heartbeating():
-                if request.stream:
-                    result = await self._stream(body)
-                else:
-                    result = await self._complete(body)
+            if request.stream:
+                result = await self._stream(body)
+            else:
+                result = await self._complete(body)
         except openai.OpenAIError as err:
             raise llm_error_to_application_error(err) from err
         # Bounded before it is stored or returned: an oversize turn could not be recorded.
@@ -105,11 +107,9 @@ class LLMActivities:
         result.usage = usage.model_copy(update={"cost_usd": cost})
         result.attempt = activity.info().attempt
         if self._transcripts is not None and request.system is not None:
-            async with heartbeating():
-                ref = await self._transcripts.append(
-                    request.base_ref, [*request.messages, result.message]
-                )
-            result.transcript_ref = ref
+            result.transcript_ref = await self._transcripts.append(
+                request.base_ref, [*request.messages, result.message]
+            )
         return result
 
     async def _transcript(self, request: LLMRequest) -> list[Message]:

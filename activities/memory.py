@@ -69,19 +69,22 @@ class MemoryActivities:
     @activity.defn(name="duragent.summarize")
     async def summarize(self, request: SummarizeRequest) -> SummarizeResult:
         """Ask the model for a structured summary of the messages."""
-        async with heartbeating():  # the store's reads are I/O too (an object store's)
-            messages = await self._messages(request)
+        # One heartbeat timer for the whole attempt: the store's reads are I/O too.
+        async with heartbeating():
+            return await self._summarize(request)
+
+    async def _summarize(self, request: SummarizeRequest) -> SummarizeResult:
+        messages = await self._messages(request)
         conversation = "\n\n".join(render(m) for m in messages)
         model = self._families.resolve(request.model, request.options)
         try:
-            async with heartbeating():
-                response = await self._client.chat.completions.create(
-                    **model.request_fields(),
-                    messages=[
-                        {"role": "system", "content": SUMMARY_SYSTEM},
-                        {"role": "user", "content": conversation},
-                    ],
-                )
+            response = await self._client.chat.completions.create(
+                **model.request_fields(),
+                messages=[
+                    {"role": "system", "content": SUMMARY_SYSTEM},
+                    {"role": "user", "content": conversation},
+                ],
+            )
         except openai.OpenAIError as err:
             raise llm_error_to_application_error(err) from err
         usage = response.usage
