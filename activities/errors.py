@@ -60,7 +60,6 @@ import time
 from datetime import timedelta
 from enum import StrEnum
 
-import obstore.exceptions
 import openai
 from temporalio.exceptions import ApplicationError
 
@@ -278,6 +277,9 @@ def object_store_error_to_application_error(
         detail = detail.replace(secret, "[redacted]")
     # obstore gives some answers no exception of their own (a LIST's, for one): their
     # HTTP status is then only in the text of a GenericError.
+    # Imported here: a worker with no object store never loads the client (~7 MiB).
+    import obstore.exceptions
+
     status = _status_in(err) if isinstance(err, obstore.exceptions.GenericError) else None
     if status in (401, 403) or isinstance(
         err, obstore.exceptions.PermissionDeniedError | obstore.exceptions.UnauthenticatedError

@@ -33,14 +33,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import obstore
-from obstore.store import S3Store
-
 from activities.errors import object_store_error_to_application_error
 from activities.store import StoreMiss, is_ref
 
+# ``obstore`` is imported where it is used: a worker whose files and transcripts are
+# local never loads the client (about 7 MiB of its memory).
 if TYPE_CHECKING:  # obstore's config types exist in its stubs only
-    from obstore.store import S3Config
+    from obstore.store import S3Config, S3Store
 
 DEFAULT_REGION = "us-east-1"
 """What S3-compatible servers that ignore regions (MinIO, SeaweedFS) are signed for."""
@@ -139,6 +138,8 @@ class ObjectStoreConfig:
             config["secret_access_key"] = self.secret_key
         if self.session_token:
             config["session_token"] = self.session_token
+        from obstore.store import S3Store
+
         return S3Store(
             self.bucket,
             prefix=self.prefix or None,
@@ -185,6 +186,8 @@ class ObjectBlobStore:
         try:
             # One PUT whatever the size: a multipart upload cut short leaves hidden
             # parts behind, and blobs are bounded well under S3's 5 GB single PUT.
+            import obstore
+
             await obstore.put_async(self._client, ref, data, use_multipart=False)
         except Exception as err:
             raise self._failure("store", ref, err) from None
@@ -200,6 +203,8 @@ class ObjectBlobStore:
         if not is_ref(ref):
             raise StoreMiss(ref)
         try:
+            import obstore
+
             result = await obstore.get_async(self._client, ref)
             return bytes(await result.bytes_async())
         except FileNotFoundError:

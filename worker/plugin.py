@@ -83,6 +83,10 @@ PASSTHROUGH_MODULES = (
     "workflows.search_attributes",
     "workflows.shell_host",
     "workflows.telemetry",
+    # Third-party and pure, imported on first use by workflows.json_schema (a worker
+    # whose agents and gates declare no schema never loads them).
+    "jsonschema",
+    "referencing",
 )
 
 if TYPE_CHECKING:

@@ -32,12 +32,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
 from pydantic import JsonValue
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
 
 from activities import limits
 
@@ -89,6 +84,11 @@ def schema_problem(schema: Mapping[str, JsonValue], max_bytes: int) -> str | Non
         return limits.too_large("the schema", nbytes, max_bytes)
     if depth(schema) > MAX_DEPTH:
         return f"the schema nests more than {MAX_DEPTH} levels deep"
+    # Imported on first use: a worker whose agents declare no schema never pays the
+    # ~8 MiB (the sandbox passes these modules through; see worker.plugin).
+    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema, format_checker=FormatChecker(["regex"]))
     except SchemaError as err:
@@ -118,6 +118,10 @@ def errors(value: JsonValue, schema: Mapping[str, JsonValue]) -> tuple[list[str]
     """
     if depth(value) > MAX_DEPTH:
         return [f"at $: the value nests more than {MAX_DEPTH} levels deep"], 1
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+
     validator = Draft202012Validator(dict(schema), registry=Registry())
     shown: list[str] = []
     count = 0
@@ -133,6 +137,10 @@ def errors(value: JsonValue, schema: Mapping[str, JsonValue]) -> tuple[list[str]
 
 def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
     """``$ref`` values of ``schema`` that resolve to nothing without fetching."""
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
     unresolved: list[str] = []
     root = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
     stack: list[tuple[object, Any]] = [(schema, root)]

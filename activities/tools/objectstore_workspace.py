@@ -44,8 +44,6 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-import obstore
-
 from activities.errors import ToolError, object_store_error_to_application_error
 from activities.objectstore import ObjectStoreConfig
 from activities.tools.workspace import (
@@ -62,6 +60,8 @@ from activities.tools.workspace import (
     tree_order,
 )
 
+# ``obstore`` is imported where it is used: a worker whose files and transcripts are
+# local never loads the client (about 7 MiB of its memory).
 if TYPE_CHECKING:  # obstore's result types exist in its stubs only
     from obstore import ObjectMeta, PutResult
 
@@ -345,6 +345,8 @@ class S3Workspace:
     async def _get(self, key: str) -> bytes | None:
         """The object's content; ``None`` when there is no such object."""
         try:
+            import obstore
+
             result = await obstore.get_async(self._client, key)
             return bytes(await result.bytes_async())
         except FileNotFoundError:
@@ -357,6 +359,8 @@ class S3Workspace:
         if key == ".":
             return None
         try:
+            import obstore
+
             return await obstore.head_async(self._client, key)
         except FileNotFoundError:
             return None
@@ -366,6 +370,8 @@ class S3Workspace:
     async def _put(self, key: str, data: bytes) -> PutResult:
         # One PUT whatever the size: a multipart upload cut short leaves hidden parts
         # behind, and tool writes are bounded far below S3's 5 GB single PUT.
+        import obstore
+
         return await self._call(
             f"write {key}", obstore.put_async(self._client, key, data, use_multipart=False)
         )
@@ -373,11 +379,15 @@ class S3Workspace:
     async def _delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), _DELETE_BATCH):
             batch = list(keys[start : start + _DELETE_BATCH])
+            import obstore
+
             await self._call(f"delete {batch[0]}", obstore.delete_async(self._client, batch))
 
     async def _first_page(self, key: str) -> list[ObjectMeta]:
         """The first objects below a folder (one LIST request): enough to tell it exists."""
         try:
+            import obstore
+
             async for batch in obstore.list(self._client, _prefix(key), chunk_size=1_000):
                 return list(batch)
         except Exception as err:
@@ -388,6 +398,8 @@ class S3Workspace:
         """Every object below a folder, at any depth (a LIST per 1,000 keys)."""
         found: list[ObjectMeta] = []
         try:
+            import obstore
+
             async for batch in obstore.list(self._client, _prefix(key), chunk_size=1_000):
                 found.extend(batch)
         except Exception as err:
