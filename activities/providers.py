@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from activities.models import ModelOptions
@@ -186,6 +185,8 @@ def _read_entries(path: str | Path, kind: type[_E]) -> list[_E]:
     Raises:
         ValueError: The file cannot be read or parsed, or an entry is malformed.
     """
+    import yaml  # only for a worker given such a file
+
     try:
         text = Path(path).read_text(encoding="utf-8")
         data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
