@@ -373,6 +373,10 @@ class Throughput:
     agents_per_s: float
     p50_s: float
     p95_s: float
+    max_s: float
+    """The slowest agent: one straggler is what lowers agents/s."""
+    slowest: str
+    """Its id, to read its history."""
     peak_rss_mib: float
     cpu_ms_per_agent: float
     server_cpu_ms_per_agent: float
@@ -385,21 +389,24 @@ async def throughput_of(engine: Engine, agents: int, server: int) -> Throughput:
     await one_cycle_round(engine, 2, 0.0)  # warm
     peaks: list[float] = []
 
-    async def one() -> float:
+    async def one() -> tuple[float, str]:
         started = time.perf_counter()
         handle = await engine.start(engine, f"{CYCLE_MARKER} append lines", THROUGHPUT_CYCLES)
         await handle.result()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, handle.id
 
     async with peak_rss(engine.pid, peaks):
         started, cpu, served = time.perf_counter(), cpu_seconds(engine.pid), cpu_seconds(server)
-        latencies = sorted(await asyncio.gather(*(one() for _ in range(agents))))
+        timed = sorted(await asyncio.gather(*(one() for _ in range(agents))))
+        latencies = [seconds for seconds, _ in timed]
         elapsed, cpu = time.perf_counter() - started, cpu_seconds(engine.pid) - cpu
         served = cpu_seconds(server) - served
     return Throughput(
         agents_per_s=agents / elapsed,
         p50_s=latencies[len(latencies) // 2],
         p95_s=latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+        max_s=latencies[-1],
+        slowest=timed[-1][1],
         peak_rss_mib=peaks[0],
         cpu_ms_per_agent=cpu * 1000 / agents,
         server_cpu_ms_per_agent=served * 1000 / agents,
@@ -412,19 +419,21 @@ async def throughput_mode(all_engines: Sequence[Engine], agents: int, server: in
     base = results["bare"]
     print(f"\nthroughput: {agents} agents x {THROUGHPUT_CYCLES} cycles at once, one worker")
     print(
-        f"{'engine':<9} {'agents/s':>9} {'ratio':>6} {'p50 s':>7} {'p95 s':>7} "
+        f"{'engine':<9} {'agents/s':>9} {'ratio':>6} {'p50 s':>7} {'p95 s':>7} {'max s':>7} "
         f"{'peak RSS MiB':>12} {'ratio':>6} {'CPU ms/agent':>12} {'ratio':>6} "
         f"{'server CPU ms/agent':>19} {'ratio':>6}"
     )
     for name, r in results.items():
         print(
             f"{name:<9} {r.agents_per_s:>9.2f} {r.agents_per_s / base.agents_per_s:>6.2f} "
-            f"{r.p50_s:>7.2f} {r.p95_s:>7.2f} {r.peak_rss_mib:>12.0f} "
+            f"{r.p50_s:>7.2f} {r.p95_s:>7.2f} {r.max_s:>7.2f} {r.peak_rss_mib:>12.0f} "
             f"{r.peak_rss_mib / base.peak_rss_mib:>6.2f} {r.cpu_ms_per_agent:>12.0f} "
             f"{r.cpu_ms_per_agent / base.cpu_ms_per_agent:>6.2f} "
             f"{r.server_cpu_ms_per_agent:>19.0f} "
             f"{r.server_cpu_ms_per_agent / base.server_cpu_ms_per_agent:>6.2f}"
         )
+    for name, r in results.items():
+        print(f"slowest {name} agent: {r.slowest} ({r.max_s:.1f} s)")
     print(flush=True)
 
 
