@@ -588,7 +588,7 @@ async def test_operations_on_one_mirror_are_serialised(tmp_path: Path) -> None:
             if path == ".":
                 self.log.append("begin")
                 for _ in range(5):
-                    await asyncio.sleep(0)  # a yield, as a network call makes
+                    await asyncio.sleep(0)  # a yield, as a network call makes (ok)
             found = await super().list_dir(path)
             if path == ".":
                 self.log.append("end")

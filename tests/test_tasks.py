@@ -49,7 +49,7 @@ def shout(text: str) -> str:
 @task(name="tests.tasks:slow_sum")
 async def slow_sum(numbers: list[float], pause: float = 0.0) -> float:
     """Sum numbers after a pause, on the event loop."""
-    await asyncio.sleep(pause)
+    await asyncio.sleep(pause)  # the work the task does (ok)
     return math.fsum(numbers)
 
 

@@ -67,6 +67,7 @@ from worker.inspection import (
     QUERY_TIMEOUT,
     NoWorker,
     UserError,
+    listed_row,
     print_closed,
     print_json,
 )
@@ -649,20 +650,8 @@ async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> in
     """List graph runs from Temporal visibility (no graph is queried)."""
     rows = []
     async for wf in client.list_workflows(ls_query(args.status, args.owner), limit=args.limit):
-        attrs = wf.typed_search_attributes
         memo = await wf.memo()
-        rows.append(
-            {
-                "id": wf.id,
-                "graph": memo.get("graph", ""),
-                "status": shown_status(wf.status, attrs.get(search.STATUS)),
-                "owner": attrs.get(search.OWNER),
-                "started": wf.start_time.isoformat(timespec="seconds"),
-                "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
-                "run_id": wf.run_id,
-                "task_queue": wf.task_queue,
-            }
-        )
+        rows.append(listed_row(wf, graph=memo.get("graph", "")))
     if args.json:
         print_json(rows)
         return EXIT_OK

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -400,19 +401,7 @@ async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> in
     """List agents from Temporal visibility (no agent is queried)."""
     rows = []
     async for wf in client.list_workflows(ls_query(args.status, args.owner), limit=args.limit):
-        attrs = wf.typed_search_attributes
-        rows.append(
-            {
-                "id": wf.id,
-                "status": shown_status(wf.status, attrs.get(search.STATUS)),
-                "model": attrs.get(search.MODEL) or "",
-                "owner": attrs.get(search.OWNER),
-                "started": wf.start_time.isoformat(timespec="seconds"),
-                "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
-                "run_id": wf.run_id,
-                "task_queue": wf.task_queue,
-            }
-        )
+        rows.append(listed_row(wf, model=wf.typed_search_attributes.get(search.MODEL) or ""))
     if args.json:
         print_json(rows)
         return EXIT_OK
@@ -420,6 +409,21 @@ async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> in
     for row in rows:
         print(f"{row['id']:<36} {row['status']:<17} {row['model']:<20} {row['started']}")
     return EXIT_OK
+
+
+def listed_row(wf: WorkflowExecution, **extra: Any) -> dict[str, Any]:
+    """One run of an ``ls`` listing: id, status, owner, times, run and queue, and ``extra``."""
+    attrs = wf.typed_search_attributes
+    return {
+        "id": wf.id,
+        "status": shown_status(wf.status, attrs.get(search.STATUS)),
+        **extra,
+        "owner": attrs.get(search.OWNER),
+        "started": wf.start_time.isoformat(timespec="seconds"),
+        "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
+        "run_id": wf.run_id,
+        "task_queue": wf.task_queue,
+    }
 
 
 def _quoted(value: str) -> str:
