@@ -8,7 +8,7 @@ import math
 import sys
 import threading
 import types
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,8 @@ async def test_an_async_task_heartbeats_while_it_runs() -> None:
     env = ActivityEnvironment()
     beats: list[Any] = []
     env.on_heartbeat = lambda *details: beats.append(details)
-    env.info = dataclasses.replace(env.info, attempt=2)
+    # A heartbeat every 0.05 s (a third of the timeout): several within the task's 0.2 s.
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_timeout=timedelta(seconds=0.15))
     request = TaskRequest(ref="tests.tasks:slow_sum", args={"numbers": [1.5, 2.25], "pause": 0.2})
     result = await run(request, env)
     assert result == TaskResult(value=3.75, attempt=2)
@@ -320,7 +321,7 @@ def test_every_worker_registers_the_task_activity(tmp_path: Path) -> None:
     runners = [
         (m, o) for m, o in zip(methods, owners, strict=True) if isinstance(o, TaskActivities)
     ]
-    assert [m.__name__ for m, _ in runners] == ["run_task"]
+    assert [m.__name__ for m, _ in runners] == ["run_task", "list_tasks"]
     assert runners[0][1].known_tasks == {"examples.graphs.tasks:slugify"}
 
 
