@@ -89,11 +89,11 @@ async def ticks_while(call: Awaitable[object]) -> int:
     async def tick() -> None:
         nonlocal ticks
         while True:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one loop turn: what the test counts (ok)
             ticks += 1
 
     ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0)  # let it start, so only what ``call`` lets through counts
+    await asyncio.sleep(0)  # a yield, not a wait: let it start (ok)
     before = ticks
     await call
     ticker.cancel()
