@@ -63,11 +63,11 @@ from worker.graph_pending import pending_walk
 from worker.graph_render import mermaid, status_lines
 from worker.inspection import (
     EXECUTION_FILTER,
-    NO_WORKER_NOTICE,
     QUERY_TIMEOUT,
     NoWorker,
     UserError,
     listed_row,
+    note_missing_worker,
     print_closed,
     print_json,
 )
@@ -507,7 +507,7 @@ async def decide(client: Client, args: argparse.Namespace, settings: Settings) -
         )
     decision = GateDecision(gate_id=args.gate_id, answer=json.loads(args.answer))
     waiting = asyncio.ensure_future(handle.execute_update("decide", decision, result_type=str))
-    await _note_missing_worker(client, waiting, description.task_queue)
+    await note_missing_worker(client, waiting, task_queue=description.task_queue)
     try:
         gate_id = await waiting
     except WorkflowUpdateFailedError as err:
@@ -516,26 +516,6 @@ async def decide(client: Client, args: argparse.Namespace, settings: Settings) -
         raise UserError(f"decision rejected: {why}") from err
     print(f"answer recorded for gate {gate_id}")
     return EXIT_OK
-
-
-async def _note_missing_worker(
-    client: Client, waiting: asyncio.Future[Any], task_queue: str
-) -> None:
-    """After a few seconds with no answer, say on stderr when no worker polls the queue."""
-    done, _ = await asyncio.wait({waiting}, timeout=NO_WORKER_NOTICE)
-    if done:
-        return
-    try:
-        polled = await workflow_pollers(client, task_queue)
-    except RPCError:
-        return
-    if not polled:
-        print(
-            f"duragent: no worker is polling task queue {task_queue!r} yet; still waiting "
-            f"(start one with `DURAGENT_TASK_QUEUE={task_queue} duragent worker`)",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 # --- cancel and result -----------------------------------------------------------------
@@ -576,7 +556,7 @@ async def _print_result(
     """Wait for the run's end and print it; the exit code says whether it completed."""
     waiting = asyncio.ensure_future(handle.result())
     if task_queue is not None:
-        await _note_missing_worker(client, waiting, task_queue)
+        await note_missing_worker(client, waiting, task_queue=task_queue)
     try:
         outcome: GraphResult = await waiting
     except WorkflowFailureError as err:
