@@ -68,6 +68,9 @@ PLUGIN_NAME = "duragent"
 # every new run (building their pydantic models again, and compiling them again where
 # no bytecode is cached) cost tens of milliseconds of worker CPU per agent.
 PASSTHROUGH_MODULES = (
+    "workflows._expr_check",
+    "workflows._expr_eval",
+    "workflows._expr_syntax",
     "workflows.activity_calls",
     "workflows.budgets",
     "workflows.graph_expr",
