@@ -33,7 +33,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from activities.redact import Redactor
+from duragent.activities.redact import Redactor
 
 MAX_MESSAGE_CHARS = 1_200
 """The whole message, causes included; the server's limit is on the whole failure."""

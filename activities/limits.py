@@ -26,7 +26,7 @@ so the workflow uses it too.
 
 from __future__ import annotations
 
-from activities.models import Message, ToolCall
+from duragent.activities.models import Message, ToolCall
 
 KIB = 1024
 

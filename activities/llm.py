@@ -22,20 +22,20 @@ from openai.types.chat import ChatCompletion
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import (
+from duragent.activities.errors import (
     LLMErrorType,
     ToolError,
     llm_error_to_application_error,
 )
-from activities.heartbeat import heartbeating
-from activities.limits import bound_turn
-from activities.models import LLMRequest, LLMResult, Message, Role, TokenUsage, ToolCall
-from activities.providers import ModelFamilies, PriceTable, ResolvedModel
-from activities.store import StoreMiss, TranscriptStore
-from activities.tools.control import TASK_FINISH, typed_finish_tool
-from activities.tools.image import image_data_url, image_refs
-from activities.tools.registry import ToolRegistry
-from activities.tools.workspace import Workspace
+from duragent.activities.heartbeat import heartbeating
+from duragent.activities.limits import bound_turn
+from duragent.activities.models import LLMRequest, LLMResult, Message, Role, TokenUsage, ToolCall
+from duragent.activities.providers import ModelFamilies, PriceTable, ResolvedModel
+from duragent.activities.store import StoreMiss, TranscriptStore
+from duragent.activities.tools.control import TASK_FINISH, typed_finish_tool
+from duragent.activities.tools.image import image_data_url, image_refs
+from duragent.activities.tools.registry import ToolRegistry
+from duragent.activities.tools.workspace import Workspace
 
 _PATH = "/chat/completions"
 # What ``chat.completions.create`` asks of the client besides the body: bearer auth.

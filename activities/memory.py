@@ -13,11 +13,11 @@ from openai import AsyncOpenAI
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import LLMErrorType, llm_error_to_application_error
-from activities.heartbeat import heartbeating
-from activities.models import Message, Role, SummarizeRequest, SummarizeResult, TokenUsage
-from activities.providers import ModelFamilies, PriceTable
-from activities.store import StoreMiss, TranscriptStore
+from duragent.activities.errors import LLMErrorType, llm_error_to_application_error
+from duragent.activities.heartbeat import heartbeating
+from duragent.activities.models import Message, Role, SummarizeRequest, SummarizeResult, TokenUsage
+from duragent.activities.providers import ModelFamilies, PriceTable
+from duragent.activities.store import StoreMiss, TranscriptStore
 
 SUMMARY_SYSTEM = (
     "You compact the memory of an autonomous agent. Summarise the conversation below so "

@@ -33,8 +33,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from activities.errors import object_store_error_to_application_error
-from activities.store import StoreMiss, is_ref
+from duragent.activities.errors import object_store_error_to_application_error
+from duragent.activities.store import StoreMiss, is_ref
 
 # ``obstore`` is imported where it is used: a worker whose files and transcripts are
 # local never loads the client (about 7 MiB of its memory).

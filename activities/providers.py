@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
-from activities.models import ModelOptions
+from duragent.activities.models import ModelOptions
 
 __all__ = [
     "BUILTIN_FAMILIES",

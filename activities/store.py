@@ -33,7 +33,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
-from activities.models import Message
+from duragent.activities.models import Message
 
 SNAPSHOT_EVERY = 50
 """A full snapshot every this many nodes bounds the chain walked on a cache miss."""

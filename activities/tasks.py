@@ -59,10 +59,10 @@ from pydantic import JsonValue, TypeAdapter, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import TaskError, TaskErrorType
-from activities.heartbeat import heartbeating
-from activities.limits import MAX_TASK_RESULT_BYTES, size, too_large
-from activities.models import ListTasksRequest, ListTasksResult, TaskRequest, TaskResult
+from duragent.activities.errors import TaskError, TaskErrorType
+from duragent.activities.heartbeat import heartbeating
+from duragent.activities.limits import MAX_TASK_RESULT_BYTES, size, too_large
+from duragent.activities.models import ListTasksRequest, ListTasksResult, TaskRequest, TaskResult
 
 __all__ = [
     "RUN_TASK",

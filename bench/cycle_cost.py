@@ -50,13 +50,13 @@ import temporalio.api.workflowservice.v1 as workflow_service
 from temporalio.api.enums.v1 import EventType, PendingActivityState, TaskQueueType
 from temporalio.client import Client, WorkflowHandle
 
-from activities.memory import SUMMARY_SYSTEM
 from bench import bare_loop
-from worker.client import connect, start_agent
-from worker.devserver import DEV_DYNAMIC_CONFIG, DevServer
-from worker.scripted_llm import ScriptedLLMServer
-from workflows import search_attributes as search
-from workflows.models import AgentInput
+from duragent.activities.memory import SUMMARY_SYSTEM
+from duragent.worker.client import connect, start_agent
+from duragent.worker.devserver import DEV_DYNAMIC_CONFIG, DevServer
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.workflows import search_attributes as search
+from duragent.workflows.models import AgentInput
 
 DURAGENT_LLM = "duragent.llm_chat"
 DURAGENT_TOOL = "duragent.run_tool"
@@ -255,7 +255,7 @@ async def engines(server: DevServer, llm: ScriptedLLMServer, root: Path) -> list
             name="duragent",
             client=duragent_client,
             task_queue="bench-duragent",
-            argv=[sys.executable, "-m", "worker.cli", "worker"],
+            argv=[sys.executable, "-m", "duragent.worker.cli", "worker"],
             env=duragent_env,
             llm_activity=DURAGENT_LLM,
             tool_activity=DURAGENT_TOOL,

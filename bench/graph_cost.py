@@ -23,12 +23,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from bench.naive_graph import NAIVE_WORKFLOW, NaiveGraph, NaiveInput, naive_step
-from worker.embedded import embedded
-from worker.main import agent_worker
-from workflows.graph import GraphWorkflow
-from workflows.graph_load import load_graph
-from workflows.graph_models import GraphInput, GraphStatus
-from workflows.graph_spec import GraphSpec
+from duragent.worker.embedded import embedded
+from duragent.worker.main import agent_worker
+from duragent.workflows.graph import GraphWorkflow
+from duragent.workflows.graph_load import load_graph
+from duragent.workflows.graph_models import GraphInput, GraphStatus
+from duragent.workflows.graph_spec import GraphSpec
 
 NAIVE_QUEUE = "bench-naive"
 

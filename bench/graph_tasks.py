@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from activities.tasks import task
+from duragent.activities.tasks import task
 
 
 @task

@@ -21,11 +21,11 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from activities.memory import SUMMARY_SYSTEM
-from worker.client import start_agent
-from worker.embedded import embedded
-from worker.main import agent_worker
-from workflows.models import AgentInput, HistoryPolicy
+from duragent.activities.memory import SUMMARY_SYSTEM
+from duragent.worker.client import start_agent
+from duragent.worker.embedded import embedded
+from duragent.worker.main import agent_worker
+from duragent.workflows.models import AgentInput, HistoryPolicy
 
 LINE = "x" * 200
 SCRIPTS = [

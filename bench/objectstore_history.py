@@ -29,14 +29,14 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from activities.memory import SUMMARY_SYSTEM
 from bench.cycle_cost import DURAGENT_LLM, DURAGENT_TOOL, Engine, cpu_seconds
+from duragent.activities.memory import SUMMARY_SYSTEM
+from duragent.worker.client import connect, start_agent
+from duragent.worker.devserver import DevServer
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.workflows import search_attributes as search
+from duragent.workflows.models import AgentInput, AgentResult, AgentStatus
 from tests.objectstore import ObjectStoreServer
-from worker.client import connect, start_agent
-from worker.devserver import DevServer
-from worker.scripted_llm import ScriptedLLMServer
-from workflows import search_attributes as search
-from workflows.models import AgentInput, AgentResult, AgentStatus
 
 MARKER = "[objectstore history]"
 TASK_QUEUE = "bench-objectstore-history"
@@ -244,7 +244,7 @@ async def main(cycles: int, size: int) -> int:
                 name="duragent",
                 client=await connect({"TEMPORAL_ADDRESS": server.address}),
                 task_queue=TASK_QUEUE,
-                argv=[sys.executable, "-m", "worker.cli", "worker"],
+                argv=[sys.executable, "-m", "duragent.worker.cli", "worker"],
                 env=worker_env(server, llm, store, bucket, root),
                 llm_activity=DURAGENT_LLM,
                 tool_activity=DURAGENT_TOOL,

@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.client import connect, start_agent
-from worker.devserver import DevServer
-from worker.scripted_llm import ScriptedLLMServer
-from workflows import search_attributes as search
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentStatus, ReplyInput
+from duragent.worker.client import connect, start_agent
+from duragent.worker.devserver import DevServer
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.workflows import search_attributes as search
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentInput, AgentStatus, ReplyInput
 
 SCRIPT = {
     "name": "bench",
@@ -55,7 +55,7 @@ async def main(n: int, cache: int) -> None:
             worker = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "worker.cli",
+                "duragent.worker.cli",
                 "worker",
                 env=env,
                 stdout=asyncio.subprocess.DEVNULL,

@@ -23,10 +23,16 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.models import ToolCall, ToolRequest, ToolStatus
-from activities.tools import LocalWorkspace, MemoryWorkspace, ToolRegistry, Workspace, default_tools
-from activities.tools.activity import ToolActivities
-from activities.tools.objectstore_workspace import S3Workspace
+from duragent.activities.models import ToolCall, ToolRequest, ToolStatus
+from duragent.activities.tools import (
+    LocalWorkspace,
+    MemoryWorkspace,
+    ToolRegistry,
+    Workspace,
+    default_tools,
+)
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.objectstore_workspace import S3Workspace
 from tests.objectstore import ObjectStoreServer
 
 # (label, tool, arguments); ``{i}`` is the repetition, so writes do not hit one key only.

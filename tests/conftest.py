@@ -21,16 +21,16 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.objectstore import ObjectStoreConfig
-from activities.tools import Tool
+from duragent.activities.objectstore import ObjectStoreConfig
+from duragent.activities.tools import Tool
+from duragent.worker.client import connect
+from duragent.worker.devserver import DevServer
+from duragent.worker.main import agent_worker
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.settings import LLMSettings, Settings
+from duragent.workflows import search_attributes as search
+from duragent.workflows.policy import own_workspace
 from tests.objectstore import ObjectStoreServer, WeedUnavailable, ensure_weed, find_weed
-from worker.client import connect
-from worker.devserver import DevServer
-from worker.main import agent_worker
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import LLMSettings, Settings
-from workflows import search_attributes as search
-from workflows.policy import own_workspace
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1", None, ""}
 

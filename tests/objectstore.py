@@ -44,8 +44,8 @@ from typing import NamedTuple, Self
 import obstore
 from obstore.store import S3Store
 
-from activities.objectstore import DEFAULT_REGION, ObjectStoreConfig
-from worker.devserver import (
+from duragent.activities.objectstore import DEFAULT_REGION, ObjectStoreConfig
+from duragent.worker.devserver import (
     _die_with_parent,
     _file_lock,
     _log_to_stderr,

@@ -33,15 +33,12 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from temporalio.client import WorkflowHandle
 
-from tests.conftest import Harness, eventually
-from tests.test_agent import finish
-from tests.test_long_runs import TOOLS, summary_script, tick_step
-from worker.client import connect, start_agent
-from worker.devserver import DevServer, free_port
-from worker.scripted_llm import ScriptedLLMServer
-from worker.telemetry import MetricsServer, MetricsSettings, Telemetry, TelemetrySettings
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.worker.client import connect, start_agent
+from duragent.worker.devserver import DevServer, free_port
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.telemetry import MetricsServer, MetricsSettings, Telemetry, TelemetrySettings
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     ActivityPolicy,
     AgentInput,
     AgentResult,
@@ -49,6 +46,9 @@ from workflows.models import (
     HistoryPolicy,
     MemoryPolicy,
 )
+from tests.conftest import Harness, eventually
+from tests.test_agent import finish
+from tests.test_long_runs import TOOLS, summary_script, tick_step
 
 
 @dataclass(frozen=True)

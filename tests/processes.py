@@ -36,7 +36,7 @@ def worker_env(h: Harness) -> dict[str, str]:
 async def spawn_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     with log.open("wb") as out:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.cli", "worker", env=env, stdout=out, stderr=out
+            sys.executable, "-m", "duragent.worker.cli", "worker", env=env, stdout=out, stderr=out
         )
 
 
@@ -119,7 +119,7 @@ async def cli(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "worker.cli",
+        "duragent.worker.cli",
         *args,
         env=env,
         stdin=asyncio.subprocess.PIPE if stdin is not None else None,

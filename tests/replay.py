@@ -22,14 +22,13 @@ from typing import Any
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
-from activities import limits
-from tests.conftest import eventually
-from worker.client import start_agent
-from worker.embedded import embedded
-from worker.main import agent_worker
-from worker.plugin import DuragentPlugin
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.activities import limits
+from duragent.worker.client import start_agent
+from duragent.worker.embedded import embedded
+from duragent.worker.main import agent_worker
+from duragent.worker.plugin import DuragentPlugin
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentInput,
     AgentStatus,
     ApprovalDecision,
@@ -39,6 +38,7 @@ from workflows.models import (
     SteerInput,
     SubAgentSpec,
 )
+from tests.conftest import eventually
 
 HISTORIES = Path(__file__).with_name("histories")
 
@@ -358,9 +358,9 @@ GRAPH_V1: dict[str, Any] = {
 
 async def record_graph_v1(name: str) -> list[Path]:
     """Run the graph scenario; save its first and its last run's histories."""
-    from workflows.graph import GraphWorkflow
-    from workflows.graph_load import load_graph
-    from workflows.graph_models import GateDecision, GraphInput, GraphStatus
+    from duragent.workflows.graph import GraphWorkflow
+    from duragent.workflows.graph_load import load_graph
+    from duragent.workflows.graph_models import GateDecision, GraphInput, GraphStatus
 
     scripts = [
         {
@@ -406,7 +406,7 @@ async def record_graph_v1(name: str) -> list[Path]:
 
 
 async def _gate_open(handle: WorkflowHandle[Any, Any], gate: str) -> bool:
-    from workflows.graph import GraphWorkflow
+    from duragent.workflows.graph import GraphWorkflow
 
     view = await handle.query(GraphWorkflow.status)
     return any(g.id == gate for g in view.gates)

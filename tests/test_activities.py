@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import LLMErrorType, ToolError
-from activities.llm import LLMActivities
-from activities.models import (
+from duragent.activities.errors import LLMErrorType, ToolError
+from duragent.activities.llm import LLMActivities
+from duragent.activities.models import (
     DescribeToolsRequest,
     LLMRequest,
     LLMResult,
@@ -25,9 +25,9 @@ from activities.models import (
     ToolRequest,
     ToolStatus,
 )
-from activities.tools import LocalWorkspace, ToolContext, ToolRegistry, default_tools, tool
-from activities.tools.activity import ToolActivities
-from worker.scripted_llm import ScriptedLLMServer
+from duragent.activities.tools import LocalWorkspace, ToolContext, ToolRegistry, default_tools, tool
+from duragent.activities.tools.activity import ToolActivities
+from duragent.worker.scripted_llm import ScriptedLLMServer
 
 
 class Shout(BaseModel):

@@ -8,10 +8,16 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 
+from duragent.worker.client import start_agent
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
+    ActivityPolicy,
+    AgentInput,
+    AgentResult,
+    AgentStatus,
+    ReplyInput,
+)
 from tests.conftest import Harness, eventually
-from worker.client import start_agent
-from workflows.agent import AgentWorkflow
-from workflows.models import ActivityPolicy, AgentInput, AgentResult, AgentStatus, ReplyInput
 
 LLM = "duragent.llm_chat"
 
@@ -149,8 +155,8 @@ async def test_llm_429_retry_after_is_honoured(harness: Harness) -> None:
 
 
 async def test_llm_401_fails_fast_with_a_clear_error(harness: Harness) -> None:
-    from worker.scripted_llm import ScriptedLLMServer
-    from worker.settings import LLMSettings
+    from duragent.worker.scripted_llm import ScriptedLLMServer
+    from duragent.worker.settings import LLMSettings
 
     task = harness.script([finish()])
     with ScriptedLLMServer(api_key="the-right-key") as guarded:

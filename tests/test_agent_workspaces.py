@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from duragent.worker.client import start_agent
+from duragent.workflows.models import AgentInput, AgentStatus, SubAgentSpec
+from duragent.workflows.policy import own_workspace
 from tests.conftest import Harness
 from tests.processes import cli, worker_env
 from tests.test_agent import call, finish, start, tool_messages
 from tests.test_cli import one_line_error
 from tests.test_sub_agents import child_script
-from worker.client import start_agent
-from workflows.models import AgentInput, AgentStatus, SubAgentSpec
-from workflows.policy import own_workspace
 
 
 def second_script(harness: Harness, steps: list[dict[str, Any]]) -> tuple[str, str]:

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities import limits
+from duragent.activities import limits
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
+    AgentStatus,
+    ApprovalAction,
+    ApprovalPolicy,
+    ReplyInput,
+    SteerInput,
+    TranscriptQuery,
+)
 from tests.conftest import Harness, eventually
 from tests.test_agent import call, finish, start, tool_messages
 from tests.test_operating import ask, decide, pending_approvals, write
@@ -22,15 +31,6 @@ from tests.workflow_checks import (
     dropped,
     reply,
     waiting_user,
-)
-from workflows.agent import AgentWorkflow
-from workflows.models import (
-    AgentStatus,
-    ApprovalAction,
-    ApprovalPolicy,
-    ReplyInput,
-    SteerInput,
-    TranscriptQuery,
 )
 
 SAY = limits.MAX_SAY_BYTES

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from activities.providers import Price, PriceTable
-from activities.tools import ToolContext, default_tools, tool
+from duragent.activities.providers import Price, PriceTable
+from duragent.activities.tools import ToolContext, default_tools, tool
+from duragent.worker.main import agent_worker
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentStatus, SubAgentSpec, TranscriptQuery
 from tests.conftest import Harness, eventually
 from tests.test_agent import call, finish, start, tool_messages
 from tests.test_operating import ask
 from tests.test_sub_agents import child_script
 from tests.workflow_checks import assert_no_failed_workflow_task, started_input, waiting_user
-from worker.main import agent_worker
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentStatus, SubAgentSpec, TranscriptQuery
 
 PARENT_CALL = 300
 """Tokens of each of the parent's LLM calls (as the scripted LLM reports them)."""

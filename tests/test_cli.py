@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from duragent.worker.devserver import free_port
 from tests.conftest import Harness
 from tests.processes import Completed, cli, worker_env
-from worker.devserver import free_port
 
 
 def one_line_error(result: Completed, *, containing: str) -> None:

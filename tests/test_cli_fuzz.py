@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from duragent.worker.cli_args import AGENT_STATUSES, MAX_TASK_BYTES, built_in_tools
+from duragent.workflows.models import AgentStatus
 from tests.conftest import Harness
 from tests.processes import cli, worker_env
-from worker.cli_args import AGENT_STATUSES, MAX_TASK_BYTES, built_in_tools
-from workflows.models import AgentStatus
 
 NOT_UTF8 = b"caf\xe9 \xff"
 HUGE = "x" * 120_000  # one argument above the text bounds, below the OS cap of 128 KiB
@@ -202,8 +202,8 @@ def test_the_parser_knows_every_agent_status() -> None:
 
 
 def test_the_cli_bounds_are_the_workflows() -> None:
-    from activities import limits
-    from worker import cli_args
+    from duragent.activities import limits
+    from duragent.worker import cli_args
 
     assert cli_args.MAX_MESSAGE_BYTES == limits.MAX_SAY_BYTES == limits.MAX_REPLY_BYTES
     assert cli_args.MAX_REJECT_BYTES == limits.MAX_DECISION_MESSAGE_BYTES

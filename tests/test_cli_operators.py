@@ -16,13 +16,8 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 
-from tests.conftest import Harness, eventually
-from tests.processes import cli, worker_env
-from tests.test_agent import call, finish, start
-from tests.test_operating import ask, status_is
-from tests.test_outage import QUICK
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentStatus,
     ApprovalPolicy,
     HistoryPolicy,
@@ -30,6 +25,11 @@ from workflows.models import (
     OnRetriesExhausted,
     SubAgentSpec,
 )
+from tests.conftest import Harness, eventually
+from tests.processes import cli, worker_env
+from tests.test_agent import call, finish, start
+from tests.test_operating import ask, status_is
+from tests.test_outage import QUICK
 
 
 async def rows(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
@@ -110,7 +110,7 @@ async def test_run_wait_without_a_worker_says_so_and_keeps_waiting(harness: Harn
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "worker.cli",
+        "duragent.worker.cli",
         "run",
         harness.script([finish("found one")]),
         "--id",
@@ -146,7 +146,7 @@ async def test_output_into_a_closed_pipe_ends_quietly(harness: Harness) -> None:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "worker.cli",
+                "duragent.worker.cli",
                 *args,
                 env=worker_env(harness),
                 stdout=write,
@@ -244,7 +244,7 @@ async def test_watch_prints_the_command_that_answers(harness: Harness) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "worker.cli",
+            "duragent.worker.cli",
             "watch",
             handle.id,
             env=env,

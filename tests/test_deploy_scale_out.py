@@ -23,8 +23,8 @@ import pytest
 import yaml
 from temporalio.envconfig import ClientConfig
 
-from activities.objectstore import ObjectStoreConfig
-from worker.settings import Settings
+from duragent.activities.objectstore import ObjectStoreConfig
+from duragent.worker.settings import Settings
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 ROOT = DEPLOY.parent

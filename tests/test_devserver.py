@@ -19,7 +19,7 @@ import temporalio.api.operatorservice.v1 as operator_service
 import temporalio.api.workflowservice.v1 as workflow_service
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from worker.devserver import (
+from duragent.worker.devserver import (
     DEV_DYNAMIC_CONFIG,
     DevServer,
     DevServerError,
@@ -247,7 +247,7 @@ async def test_module_entry_point_runs_until_sigint(temporal_cli: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "worker.devserver",
+        "duragent.worker.devserver",
         "--port",
         str(port),
         "--ui-port",

@@ -12,12 +12,12 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType, TaskQueueKind
 from temporalio.client import WorkflowHandle
 
+from duragent.worker.client import start_agent
+from duragent.worker.main import agent_worker
+from duragent.worker.settings import Settings
+from duragent.workflows.models import ActivityPolicy, AgentInput, AgentStatus
 from tests.conftest import Harness, eventually
 from tests.processes import cli, spawn_worker, worker_env
-from worker.client import start_agent
-from worker.main import agent_worker
-from worker.settings import Settings
-from workflows.models import ActivityPolicy, AgentInput, AgentStatus
 
 CYCLES = 4  # three logging cycles, then _task_finish
 

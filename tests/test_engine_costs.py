@@ -9,13 +9,13 @@ from openai import AsyncOpenAI
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import ActivityEnvironment
 
-from activities.llm import LLMActivities, to_openai_message
-from activities.models import LLMRequest, Message, ModelOptions, Role, ToolCall
-from activities.tools import ToolRegistry, default_tools
+from duragent.activities.llm import LLMActivities, to_openai_message
+from duragent.activities.models import LLMRequest, Message, ModelOptions, Role, ToolCall
+from duragent.activities.tools import ToolRegistry, default_tools
+from duragent.worker.client import start_agent
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.workflows.models import AgentInput, AgentStatus, LLMPolicy
 from tests.conftest import Harness
-from worker.client import start_agent
-from worker.scripted_llm import ScriptedLLMServer
-from workflows.models import AgentInput, AgentStatus, LLMPolicy
 
 
 def test_tool_schemas_are_built_once_per_worker() -> None:

@@ -28,19 +28,19 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities.tools.background import BackgroundCommands
+from duragent.activities.tools.background import BackgroundCommands
+from duragent.worker.client import start_agent
+from duragent.worker.devserver import DevServer
+from duragent.worker.main import agent_worker
+from duragent.worker.plugin import build_openai_client, worker_activities
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.settings import Settings
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentInput, AgentResult, AgentStatus, ReplyInput
 from tests.conftest import Harness, eventually
 from tests.observability_support import OTLPReceiver, isolated_global_tracer_provider
 from tests.test_agent import call, finish
 from tests.test_observability_tracing import traced_harness, waiting_for_reply
-from worker.client import start_agent
-from worker.devserver import DevServer
-from worker.main import agent_worker
-from worker.plugin import build_openai_client, worker_activities
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import Settings
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentResult, AgentStatus, ReplyInput
 
 AGENTS = 4
 CYCLES = 5

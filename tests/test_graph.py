@@ -13,16 +13,22 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from duragent.worker.main import agent_worker
+from duragent.workflows import search_attributes as search
+from duragent.workflows.graph import GraphWorkflow
+from duragent.workflows.graph_load import load_graph
+from duragent.workflows.graph_models import (
+    GateDecision,
+    GraphInput,
+    GraphResult,
+    GraphStatus,
+    NodeStatus,
+)
+from duragent.workflows.graph_spec import GraphSpec
 from tests.conftest import Harness, eventually
 from tests.processes import spawn_worker, worker_env
 from tests.replay import replay
 from tests.test_agent import call, finish
-from worker.main import agent_worker
-from workflows import search_attributes as search
-from workflows.graph import GraphWorkflow
-from workflows.graph_load import load_graph
-from workflows.graph_models import GateDecision, GraphInput, GraphResult, GraphStatus, NodeStatus
-from workflows.graph_spec import GraphSpec
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "graphs"
 

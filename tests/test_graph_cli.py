@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
+from duragent.worker.cli import GRAPH_LS_STATUSES
+from duragent.worker.devserver import free_port
+from duragent.worker.graph_cli import input_problems, read_graph
+from duragent.worker.graph_render import mermaid
+from duragent.workflows.graph_load import load_graph
+from duragent.workflows.graph_models import GraphStatus, NodeStatus, NodeView
+from duragent.workflows.graph_validate import validate
 from tests.conftest import Harness, eventually
 from tests.processes import Completed, cli, log_tail, polling_pids, stop_process, worker_env
 from tests.test_agent import call, finish
-from worker.cli import GRAPH_LS_STATUSES
-from worker.devserver import free_port
-from worker.graph_cli import input_problems, read_graph
-from worker.graph_render import mermaid
-from workflows.graph_load import load_graph
-from workflows.graph_models import GraphStatus, NodeStatus, NodeView
-from workflows.graph_validate import validate
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "graphs"
 REPORT = str(EXAMPLES / "report.yaml")
@@ -238,11 +238,11 @@ async def test_a_task_graph_runs_on_a_worker_started_with_load(
 ) -> None:
     """The example tasks, through ``duragent.run_task`` on a worker process."""
     env = worker_env(harness)
-    log = tmp_path / "worker.log"
+    log = tmp_path / "duragent.worker.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.cli", "worker", "--load", "examples.graphs.tasks",
-            env=env, stdout=out, stderr=out,
+            sys.executable, "-m", "duragent.worker.cli", "worker",
+            "--load", "examples.graphs.tasks", env=env, stdout=out, stderr=out,
         )  # fmt: skip
     try:
         await eventually(lambda: _polls(harness, proc.pid), "the worker polls", within=60)

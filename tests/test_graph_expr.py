@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workflows.graph_expr import (
+from duragent.workflows.graph_expr import (
     ANY,
     MAX_DEPTH,
     MAX_EXPRESSION_CHARS,

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from workflows.graph_expr import ExpressionError
-from workflows.graph_load import Graph, GraphSpecError, load_graph
-from workflows.graph_spec import (
+from duragent.workflows.graph_expr import ExpressionError
+from duragent.workflows.graph_load import Graph, GraphSpecError, load_graph
+from duragent.workflows.graph_spec import (
     END,
     START,
     AgentNodeSpec,
@@ -29,8 +29,8 @@ from workflows.graph_spec import (
     effective_policy,
     parse_duration,
 )
-from workflows.graph_state import StateError, apply_writes, initial_state, reduce
-from workflows.graph_validate import validate
+from duragent.workflows.graph_state import StateError, apply_writes, initial_state, reduce
+from duragent.workflows.graph_validate import validate
 
 REPORT = Path(__file__).parent.parent / "examples" / "graphs" / "report.yaml"
 SECTIONS_SCHEMA: dict[str, Any] = {

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from workflows.graph_load import load_graph
-from workflows.graph_spec import GraphSpec
-from workflows.graph_validate import GraphSpecError, Problem, raise_for_problems, validate
+from duragent.workflows.graph_load import load_graph
+from duragent.workflows.graph_spec import GraphSpec
+from duragent.workflows.graph_validate import GraphSpecError, Problem, raise_for_problems, validate
 
 REPORT = Path(__file__).parent.parent / "examples" / "graphs" / "report.yaml"
 

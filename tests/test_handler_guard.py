@@ -16,6 +16,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentResult, AgentStatus, TranscriptQuery
 from tests.conftest import Harness, eventually
 from tests.test_agent import finish, start, tool_messages
 from tests.test_operating import ask
@@ -26,8 +28,6 @@ from tests.workflow_checks import (
     reply,
     waiting_user,
 )
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentResult, AgentStatus, TranscriptQuery
 
 NOT_JSON = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b"{not json"))
 NO_ARGS: list[Any] = []

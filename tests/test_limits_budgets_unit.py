@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from activities import limits
-from activities.models import Message, Role, TokenUsage, ToolCall
-from workflows import budgets, policy
-from workflows.models import AgentInput, ApprovalAction, ApprovalDecision, SubAgentSpec
+from duragent.activities import limits
+from duragent.activities.models import Message, Role, TokenUsage, ToolCall
+from duragent.workflows import budgets, policy
+from duragent.workflows.models import AgentInput, ApprovalAction, ApprovalDecision, SubAgentSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -20,11 +20,11 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import LLMErrorType
-from activities.limits import MAX_TEXT_BYTES
-from activities.llm import LLMActivities, StreamAccumulator
-from activities.memory import MemoryActivities
-from activities.models import (
+from duragent.activities.errors import LLMErrorType
+from duragent.activities.limits import MAX_TEXT_BYTES
+from duragent.activities.llm import LLMActivities, StreamAccumulator
+from duragent.activities.memory import MemoryActivities
+from duragent.activities.models import (
     LLMRequest,
     LLMResult,
     Message,
@@ -33,13 +33,13 @@ from activities.models import (
     SummarizeRequest,
     ToolCall,
 )
-from activities.providers import FamilyRule, ModelFamilies, Price, PriceTable
-from activities.tools import ToolRegistry, default_tools
+from duragent.activities.providers import FamilyRule, ModelFamilies, Price, PriceTable
+from duragent.activities.tools import ToolRegistry, default_tools
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.settings import Settings, SettingsError
+from duragent.workflows.models import LLMPolicy
 from tests.conftest import Harness, eventually
 from tests.test_agent import finish, start
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import Settings, SettingsError
-from workflows.models import LLMPolicy
 
 WRITE = {"path": "a.txt", "content": "hello there, " * 6}
 LIST = {"path": "."}

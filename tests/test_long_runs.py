@@ -10,14 +10,12 @@ from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
-from activities.memory import SUMMARY_SYSTEM
-from activities.models import Role
-from activities.tools import ToolContext, default_tools, tool
-from tests.conftest import Harness, eventually
-from tests.test_agent import call, finish, start
-from workflows import policy
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.activities.memory import SUMMARY_SYSTEM
+from duragent.activities.models import Role
+from duragent.activities.tools import ToolContext, default_tools, tool
+from duragent.workflows import policy
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentStatus,
     HistoryPolicy,
     MemoryPolicy,
@@ -25,6 +23,8 @@ from workflows.models import (
     SteerInput,
     TranscriptQuery,
 )
+from tests.conftest import Harness, eventually
+from tests.test_agent import call, finish, start
 
 LLM = "duragent.llm_chat"
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.objectstore import ObjectStoreConfig
-from activities.tools.mirror import SyncReport, WorkspaceMirrors
-from activities.tools.objectstore_workspace import S3Workspace
-from activities.tools.workspace import MemoryWorkspace, Stamp, Workspace
+from duragent.activities.objectstore import ObjectStoreConfig
+from duragent.activities.tools.mirror import SyncReport, WorkspaceMirrors
+from duragent.activities.tools.objectstore_workspace import S3Workspace
+from duragent.activities.tools.workspace import MemoryWorkspace, Stamp, Workspace
 from tests.objectstore import ObjectStoreServer
 
 if TYPE_CHECKING:

@@ -13,14 +13,14 @@ import obstore
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import StoreErrorType
-from activities.models import Message, Role
-from activities.objectstore import ObjectBlobStore, ObjectStoreConfig
-from activities.store import TranscriptStore
+from duragent.activities.errors import StoreErrorType
+from duragent.activities.models import Message, Role
+from duragent.activities.objectstore import ObjectBlobStore, ObjectStoreConfig
+from duragent.activities.store import TranscriptStore
+from duragent.worker.settings import Settings, SettingsError
 from tests.conftest import Harness
 from tests.objectstore import ObjectStoreServer, _free_ports
 from tests.test_durability import hand_over
-from worker.settings import Settings, SettingsError
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE123", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"}
 

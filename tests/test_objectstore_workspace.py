@@ -16,23 +16,23 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import StoreErrorType
-from activities.models import ToolCall, ToolRequest, ToolStatus
-from activities.objectstore import ObjectStoreConfig
-from activities.tools import ToolRegistry, default_tools
-from activities.tools.activity import ToolActivities
-from activities.tools.objectstore_workspace import FOLDER_MARKER, S3Workspace
+from duragent.activities.errors import StoreErrorType
+from duragent.activities.models import ToolCall, ToolRequest, ToolStatus
+from duragent.activities.objectstore import ObjectStoreConfig
+from duragent.activities.tools import ToolRegistry, default_tools
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.objectstore_workspace import FOLDER_MARKER, S3Workspace
+from duragent.worker.cli import main
+from duragent.worker.client import start_agent
+from duragent.worker.main import agent_worker
+from duragent.worker.settings import Settings, SettingsError
+from duragent.workflows.models import AgentInput, AgentStatus
 from tests.conftest import Harness
 from tests.objectstore import ObjectStoreServer, _free_ports
 from tests.test_agent import call as step_call
 from tests.test_agent import finish, tool_messages
 from tests.test_shell_host import session_of
 from tests.test_workspace_protocol import OPERATIONS, code_of
-from worker.cli import main
-from worker.client import start_agent
-from worker.main import agent_worker
-from worker.settings import Settings, SettingsError
-from workflows.models import AgentInput, AgentStatus
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIDWORKSPACE99", "AWS_SECRET_ACCESS_KEY": "wsSecretKeyEXAMPLE/42"}
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from duragent.worker.client import start_agent
+from duragent.worker.telemetry import history_trace, render_tree
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import ActivityPolicy, AgentInput, AgentStatus, ReplyInput
 from tests.conftest import Harness, eventually
 from tests.processes import cli, worker_env
 from tests.test_agent import call, finish
-from worker.client import start_agent
-from worker.telemetry import history_trace, render_tree
-from workflows.agent import AgentWorkflow
-from workflows.models import ActivityPolicy, AgentInput, AgentStatus, ReplyInput
 
 
 async def waiting(handle: WorkflowHandle[Any, Any]) -> bool:

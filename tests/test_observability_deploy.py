@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from worker.settings import Settings
-from worker.telemetry import TelemetrySettings, TracesExporter
-from worker.telemetry._settings import DEFAULT_METRICS_PORT
+from duragent.worker.settings import Settings
+from duragent.worker.telemetry import TelemetrySettings, TracesExporter
+from duragent.worker.telemetry._settings import DEFAULT_METRICS_PORT
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 ROOT = DEPLOY.parent

@@ -11,6 +11,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from duragent.worker.devserver import DevServer
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.telemetry import MetricsServer
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentStatus, ReplyInput
 from tests.conftest import eventually
 from tests.observability_support import (
     Prometheus,
@@ -22,11 +27,6 @@ from tests.observability_support import (
     run_scenario,
     scrape,
 )
-from worker.devserver import DevServer
-from worker.scripted_llm import ScriptedLLMServer
-from worker.telemetry import MetricsServer
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentStatus, ReplyInput
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 NO_PROMETHEUS = (

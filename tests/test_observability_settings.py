@@ -9,12 +9,7 @@ from temporalio.runtime import (
     BUFFERED_METRIC_KIND_HISTOGRAM,
 )
 
-from tests.observability_support import (
-    isolated_global_tracer_provider,
-    promql_metrics,
-    promql_selectors,
-)
-from worker.telemetry import (
+from duragent.worker.telemetry import (
     TelemetrySettings,
     TelemetrySettingsError,
     TracesExporter,
@@ -22,8 +17,13 @@ from worker.telemetry import (
     build_tracer_provider,
     install_tracer_provider,
 )
-from worker.telemetry._metrics import exposed_name
-from worker.telemetry._settings import Sampler
+from duragent.worker.telemetry._metrics import exposed_name
+from duragent.worker.telemetry._settings import Sampler
+from tests.observability_support import (
+    isolated_global_tracer_provider,
+    promql_metrics,
+    promql_selectors,
+)
 
 
 def test_nothing_is_exported_until_told_where() -> None:

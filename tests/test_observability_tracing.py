@@ -12,6 +12,19 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from duragent.worker.client import connect, start_agent
+from duragent.worker.devserver import DevServer
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.telemetry import (
+    Telemetry,
+    TelemetrySettings,
+    TracesExporter,
+    TracingSettings,
+    history_trace,
+    render_tree,
+)
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import ActivityPolicy, AgentInput, AgentStatus, ReplyInput
 from tests.conftest import Harness, eventually
 from tests.observability_support import (
     OTLPReceiver,
@@ -23,19 +36,6 @@ from tests.observability_support import (
 from tests.test_agent import call, finish
 from tests.test_long_runs import TOOLS
 from tests.test_sub_agents import HELPER, child_script
-from worker.client import connect, start_agent
-from worker.devserver import DevServer
-from worker.scripted_llm import ScriptedLLMServer
-from worker.telemetry import (
-    Telemetry,
-    TelemetrySettings,
-    TracesExporter,
-    TracingSettings,
-    history_trace,
-    render_tree,
-)
-from workflows.agent import AgentWorkflow
-from workflows.models import ActivityPolicy, AgentInput, AgentStatus, ReplyInput
 
 # Status codes of the OTLP protobuf (opentelemetry.proto.trace.v1.Status.StatusCode).
 STATUS_ERROR = 2

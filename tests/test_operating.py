@@ -22,13 +22,10 @@ from temporalio.client import (
 )
 from temporalio.exceptions import CancelledError
 
-from activities.tools import ToolContext, default_tools, tool
-from tests.conftest import Harness, eventually
-from tests.processes import cli, spawn_worker, worker_env
-from tests.test_agent import call, finish, start, tool_messages
-from worker.devserver import find_temporal_cli
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.activities.tools import ToolContext, default_tools, tool
+from duragent.worker.devserver import find_temporal_cli
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentResult,
     AgentStatus,
     ApprovalAction,
@@ -40,6 +37,9 @@ from workflows.models import (
     SteerInput,
     TranscriptQuery,
 )
+from tests.conftest import Harness, eventually
+from tests.processes import cli, spawn_worker, worker_env
+from tests.test_agent import call, finish, start, tool_messages
 
 Handle = WorkflowHandle[AgentWorkflow, AgentResult]
 

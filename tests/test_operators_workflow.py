@@ -5,13 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import Harness, eventually
-from tests.test_agent import call, finish, start
-from tests.test_operating import Handle, decide, pending_approvals, write
-from tests.test_sub_agents import HELPER, child_script
-from tests.workflow_checks import assert_no_failed_workflow_task
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentResult,
     AgentStatus,
     ApprovalAction,
@@ -19,6 +14,11 @@ from workflows.models import (
     PendingView,
     TranscriptQuery,
 )
+from tests.conftest import Harness, eventually
+from tests.test_agent import call, finish, start
+from tests.test_operating import Handle, decide, pending_approvals, write
+from tests.test_sub_agents import HELPER, child_script
+from tests.workflow_checks import assert_no_failed_workflow_task
 
 ALWAYS = ApprovalPolicy(tools={"_write_file": "always"})
 

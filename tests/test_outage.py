@@ -13,12 +13,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 
-from tests.conftest import Harness, eventually
-from tests.test_agent import finish, start
-from tests.test_long_runs import TOOLS, summary_script, tick_step
-from tests.test_operating import ask, status_is
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentResult,
     AgentStatus,
     LLMPolicy,
@@ -27,6 +23,10 @@ from workflows.models import (
     ReplyInput,
     RetryInput,
 )
+from tests.conftest import Harness, eventually
+from tests.test_agent import finish, start
+from tests.test_long_runs import TOOLS, summary_script, tick_step
+from tests.test_operating import ask, status_is
 
 Handle = WorkflowHandle[Any, AgentResult]
 

@@ -9,9 +9,9 @@ import httpx2
 import openai
 import pytest
 
-from activities.errors import LLMErrorType, llm_error_to_application_error, retry_after
-from activities.models import Message, Role, ToolCall, ToolResult, ToolStatus
-from workflows import policy
+from duragent.activities.errors import LLMErrorType, llm_error_to_application_error, retry_after
+from duragent.activities.models import Message, Role, ToolCall, ToolResult, ToolStatus
+from duragent.workflows import policy
 
 
 def call(name: str, arguments: str, id: str = "c1") -> ToolCall:

@@ -25,18 +25,18 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.boundary import MAX_MESSAGE_CHARS, bounded_failure
-from activities.models import ToolCall, ToolRequest, ToolResult, ToolStatus
-from activities.redact import REDACTED, Redactor, secrets_in_environment
-from activities.tools import LocalWorkspace, ToolRegistry, default_tools
-from activities.tools.activity import ToolActivities
-from activities.tools.background import BackgroundCommands
-from activities.tools.sandbox import SandboxMode, ShellSandbox
+from duragent.activities.boundary import MAX_MESSAGE_CHARS, bounded_failure
+from duragent.activities.models import ToolCall, ToolRequest, ToolResult, ToolStatus
+from duragent.activities.redact import REDACTED, Redactor, secrets_in_environment
+from duragent.activities.tools import LocalWorkspace, ToolRegistry, default_tools
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.background import BackgroundCommands
+from duragent.activities.tools.sandbox import SandboxMode, ShellSandbox
+from duragent.worker.plugin import shell_sandbox
+from duragent.worker.settings import LLMSettings, Settings, SettingsError, ShellSettings
 from tests.conftest import Harness, eventually
 from tests.processes import spawn_worker, worker_env
 from tests.test_agent import call, finish, start, tool_messages
-from worker.plugin import shell_sandbox
-from worker.settings import LLMSettings, Settings, SettingsError, ShellSettings
 
 BWRAP = shutil.which("bwrap")
 
@@ -363,7 +363,7 @@ async def test_an_agent_trying_every_trick_leaks_nothing(harness: Harness) -> No
     worker_settings = dataclasses.replace(
         settings, secrets=tuple(secrets_in_environment(os.environ))
     )
-    from worker.main import agent_worker
+    from duragent.worker.main import agent_worker
 
     async with agent_worker(harness.client, worker_settings):
         handle = await start(harness, task)
@@ -430,7 +430,7 @@ async def test_a_declared_secret_a_command_prints_is_redacted(harness: Harness) 
         shell=ShellSettings(env={"DEPLOY_TOKEN": token}),
         secrets=(token,),
     )
-    from worker.main import agent_worker
+    from duragent.worker.main import agent_worker
 
     async with agent_worker(harness.client, settings):
         handle = await start(harness, task)

@@ -22,10 +22,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.converter import DataConverter
 
-from activities.errors import LLMErrorType
-from activities.models import LLMRequest, Message, Role, ToolRequest
-from activities.objectstore import ObjectStoreConfig
-from activities.tools.objectstore_workspace import S3Workspace
+from duragent.activities.errors import LLMErrorType
+from duragent.activities.models import LLMRequest, Message, Role, ToolRequest
+from duragent.activities.objectstore import ObjectStoreConfig
+from duragent.activities.tools.objectstore_workspace import S3Workspace
+from duragent.worker.client import start_agent
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentInput, AgentResult, AgentStatus, TranscriptQuery
+from duragent.workflows.policy import own_workspace
 from tests.conftest import Harness, eventually
 from tests.objectstore import ObjectStoreServer
 from tests.processes import (
@@ -36,10 +40,6 @@ from tests.processes import (
     worker_env,
     worker_pid,
 )
-from worker.client import start_agent
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentResult, AgentStatus, TranscriptQuery
-from workflows.policy import own_workspace
 
 AGENTS = 20
 WORKERS = 2

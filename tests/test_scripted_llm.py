@@ -17,7 +17,7 @@ import pytest
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from worker.scripted_llm import DEFAULT_MODEL, ScriptedLLMServer
+from duragent.worker.scripted_llm import DEFAULT_MODEL, ScriptedLLMServer
 
 API_KEY = "test-key"
 SYSTEM: ChatCompletionMessageParam = {"role": "system", "content": "You are agent [demo]."}
@@ -379,7 +379,7 @@ async def test_request_log_over_http(llm: ScriptedLLMServer, client: AsyncOpenAI
 def test_command_line(tmp_path: Path) -> None:
     script_file = tmp_path / "scripts.json"
     script_file.write_text(json.dumps([DEMO]), encoding="utf-8")
-    command = [sys.executable, "-m", "worker.scripted_llm", "--port", "0"]
+    command = [sys.executable, "-m", "duragent.worker.scripted_llm", "--port", "0"]
     command += ["--script", str(script_file), "--api-key", API_KEY]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
@@ -396,7 +396,7 @@ def test_command_line(tmp_path: Path) -> None:
 def test_command_line_rejects_a_bad_script_file(tmp_path: Path) -> None:
     script_file = tmp_path / "bad.json"
     script_file.write_text('{"name": "x", "steps": []}', encoding="utf-8")
-    command = [sys.executable, "-m", "worker.scripted_llm", "--script", str(script_file)]
+    command = [sys.executable, "-m", "duragent.worker.scripted_llm", "--script", str(script_file)]
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
 

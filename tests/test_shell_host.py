@@ -18,15 +18,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
-from tests.conftest import Harness, eventually
-from tests.processes import spawn_worker, worker_env
-from tests.test_agent import call, finish, tool_messages
-from tests.test_sandbox import live_pids_with, needs_bwrap
-from worker.client import start_agent
-from worker.main import agent_workers
-from worker.render import status_lines
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.worker.client import start_agent
+from duragent.worker.main import agent_workers
+from duragent.worker.render import status_lines
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentInput,
     AgentResult,
     AgentStatus,
@@ -35,6 +31,10 @@ from workflows.models import (
     HistoryPolicy,
     ReplyInput,
 )
+from tests.conftest import Harness, eventually
+from tests.processes import spawn_worker, worker_env
+from tests.test_agent import call, finish, tool_messages
+from tests.test_sandbox import live_pids_with, needs_bwrap
 
 RUN_TOOL = "duragent.run_tool"
 WATCH = "duragent.watch_background"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from activities.models import Message, Role
-from activities.objectstore import ObjectBlobStore
-from activities.store import (
+from duragent.activities.models import Message, Role
+from duragent.activities.objectstore import ObjectBlobStore
+from duragent.activities.store import (
     BlobStore,
     LocalDirectoryStore,
     MemoryStore,

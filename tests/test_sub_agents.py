@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from activities.tools import default_tools
+from duragent.activities.tools import default_tools
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentStatus, PendingView, ReplyInput, SubAgentSpec
 from tests.conftest import Harness, eventually
 from tests.test_agent import call, finish, start, tool_messages
 from tests.test_operating import process_gone, slow
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentStatus, PendingView, ReplyInput, SubAgentSpec
 
 HELPER = {"helper": SubAgentSpec(description="does small jobs", model="child-model", max_cycles=3)}
 

@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import TaskErrorType
-from activities.models import TaskRequest, TaskResult
-from activities.tasks import (
+from duragent.activities.errors import TaskErrorType
+from duragent.activities.models import TaskRequest, TaskResult
+from duragent.activities.tasks import (
     MARK,
     TaskActivities,
     TaskError,
@@ -28,13 +28,13 @@ from activities.tasks import (
     task,
     task_ref,
 )
-from activities.tools import ToolContext, default_tools, tool
+from duragent.activities.tools import ToolContext, default_tools, tool
+from duragent.worker.devserver import free_port
+from duragent.worker.plugin import ModuleLoadError, load_modules, worker_activities
+from duragent.worker.settings import Settings, SettingsError
 from examples.graphs import tasks as example
 from tests.conftest import Harness, eventually
 from tests.processes import cli, log_tail, polling_pids, stop_process, worker_env
-from worker.devserver import free_port
-from worker.plugin import ModuleLoadError, load_modules, worker_activities
-from worker.settings import Settings, SettingsError
 
 EXAMPLE_REFS = ["examples.graphs.tasks:slugify", "examples.graphs.tasks:word_count"]
 
@@ -352,12 +352,12 @@ async def test_worker_load_of_a_bad_module_is_one_line_before_connecting(harness
 async def test_a_worker_started_with_load_registers_the_example_tasks(
     harness: Harness, tmp_path: Path
 ) -> None:
-    log = tmp_path / "worker.log"
+    log = tmp_path / "duragent.worker.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "worker.cli",
+            "duragent.worker.cli",
             "worker",
             "--load",
             "examples.graphs.tasks",

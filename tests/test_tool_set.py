@@ -6,11 +6,11 @@ import base64
 import hashlib
 from typing import Any
 
+from duragent.worker.client import start_agent
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentInput, ApprovalDecision, PendingView
 from tests.conftest import Harness, eventually
 from tests.test_agent import call, finish, start, tool_messages
-from worker.client import start_agent
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, ApprovalDecision, PendingView
 
 # A 1x1 PNG, written by hand: the smallest real image a model can be sent.
 PNG = bytes.fromhex(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.tools import dangerous, is_dangerous_command
+from duragent.activities.tools import dangerous, is_dangerous_command
 
 DANGEROUS = [
     # rm -r on the root, home, here, everything, a system folder

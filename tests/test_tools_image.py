@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.models import ToolCall, ToolRequest, ToolResult, ToolStatus
-from activities.tools import (
+from duragent.activities.models import ToolCall, ToolRequest, ToolResult, ToolStatus
+from duragent.activities.tools import (
     LocalWorkspace,
     MemoryWorkspace,
     ToolRegistry,
@@ -21,8 +21,8 @@ from activities.tools import (
     image_data_url,
     image_refs,
 )
-from activities.tools.activity import ToolActivities
-from activities.tools.image import MAX_IMAGE_BYTES, sniff_image
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.image import MAX_IMAGE_BYTES, sniff_image
 
 
 def tiny_png() -> bytes:

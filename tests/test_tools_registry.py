@@ -8,9 +8,9 @@ import pytest
 from pydantic import BaseModel
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import ToolError
-from activities.models import ApprovalMode, ToolCall, ToolKind, ToolRequest, ToolStatus
-from activities.tools import (
+from duragent.activities.errors import ToolError
+from duragent.activities.models import ApprovalMode, ToolCall, ToolKind, ToolRequest, ToolStatus
+from duragent.activities.tools import (
     MemoryWorkspace,
     TodoItem,
     TodoStatus,
@@ -23,8 +23,8 @@ from activities.tools import (
     parse_arguments,
     tool,
 )
-from activities.tools.activity import ToolActivities
-from activities.tools.control import TODO_WRITE
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.control import TODO_WRITE
 
 
 class Deploy(BaseModel):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.models import (
+from duragent.activities.models import (
     ApprovalMode,
     CleanupRequest,
     ToolCall,
@@ -22,17 +22,17 @@ from activities.models import (
     ToolResult,
     ToolStatus,
 )
-from activities.tools import (
+from duragent.activities.tools import (
     BackgroundCommands,
     LocalWorkspace,
     MemoryWorkspace,
     ToolRegistry,
     default_tools,
 )
-from activities.tools import shell as shell_module
-from activities.tools.activity import ToolActivities
-from activities.tools.sandbox import ShellSandbox
-from activities.tools.shell import MAX_OUTPUT_CHARS, bash, run_command
+from duragent.activities.tools import shell as shell_module
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.sandbox import ShellSandbox
+from duragent.activities.tools.shell import MAX_OUTPUT_CHARS, bash, run_command
 from tests.conftest import eventually
 
 DEADLINE_SECONDS = 15.0

@@ -7,8 +7,8 @@ import json
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.models import ToolCall, ToolRequest, ToolResult, ToolStatus
-from activities.tools import (
+from duragent.activities.models import ToolCall, ToolRequest, ToolResult, ToolStatus
+from duragent.activities.tools import (
     LocalWorkspace,
     MemoryWorkspace,
     SkillInfo,
@@ -16,8 +16,8 @@ from activities.tools import (
     ToolRegistry,
     default_tools,
 )
-from activities.tools.activity import ToolActivities
-from activities.tools.skills import parse_front_matter
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.skills import parse_front_matter
 
 RELEASE = """---
 name: release-notes

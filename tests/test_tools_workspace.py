@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from activities.errors import ToolError
-from activities.tools import LocalWorkspace, MemoryWorkspace
-from activities.tools.workspace import INLINE_IO_BYTES, normalize_path
+from duragent.activities.errors import ToolError
+from duragent.activities.tools import LocalWorkspace, MemoryWorkspace
+from duragent.activities.tools.workspace import INLINE_IO_BYTES, normalize_path
 from tests.test_workspace_protocol import OPERATIONS
 
 

@@ -14,22 +14,22 @@ from pydantic import BaseModel, JsonValue
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ToolError
-from activities.models import ToolCall
-from activities.tools.control import (
+from duragent.activities.errors import ToolError
+from duragent.activities.models import ToolCall
+from duragent.activities.tools.control import (
     TASK_FINISH,
     TaskFinishArgs,
     TypedTaskFinishArgs,
     control_tools,
     typed_finish_tool,
 )
-from activities.tools.registry import MAX_ARGUMENT_DEPTH, parse_arguments
+from duragent.activities.tools.registry import MAX_ARGUMENT_DEPTH, parse_arguments
+from duragent.workflows import json_schema, policy
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentStatus
 from tests.conftest import Harness
 from tests.replay import replay
 from tests.test_agent import call, finish, start, tool_messages
-from workflows import json_schema, policy
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentStatus
 
 REPORT: dict[str, JsonValue] = {
     "type": "object",

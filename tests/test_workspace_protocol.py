@@ -19,26 +19,26 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import ToolError
-from activities.models import ToolCall, ToolRequest, ToolStatus
-from activities.tools import (
+from duragent.activities.errors import ToolError
+from duragent.activities.models import ToolCall, ToolRequest, ToolStatus
+from duragent.activities.tools import (
     LocalWorkspace,
     MemoryWorkspace,
     ToolRegistry,
     Workspace,
     default_tools,
 )
-from activities.tools.activity import ToolActivities
-from activities.tools.files import MAX_LIST_ENTRIES, MAX_READ_CHARS, MAX_READ_LINES
-from activities.tools.objectstore_workspace import S3Workspace
-from activities.tools.search import (
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.files import MAX_LIST_ENTRIES, MAX_READ_CHARS, MAX_READ_LINES
+from duragent.activities.tools.objectstore_workspace import S3Workspace
+from duragent.activities.tools.search import (
     FETCH_BYTES,
     LOOKUP_BATCH,
     MAX_FILE_BYTES,
     MAX_LINE_CHARS,
     _groups_by_size,
 )
-from activities.tools.workspace import INLINE_IO_BYTES
+from duragent.activities.tools.workspace import INLINE_IO_BYTES
 from tests.objectstore import ObjectStoreServer
 
 BACKENDS = ["local", "memory", pytest.param("s3", marks=pytest.mark.object_store)]

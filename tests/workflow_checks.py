@@ -7,8 +7,8 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentStatus, AgentView, ReplyInput
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentInput, AgentStatus, AgentView, ReplyInput
 
 
 async def event_types(handle: WorkflowHandle[Any, Any]) -> list[int]:

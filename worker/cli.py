@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, NoReturn
 
-from worker import cli_args as arg
-from worker.cli_args import EXIT_BROKEN_PIPE, EXIT_USAGE, LS_STATUSES
+from duragent.worker import cli_args as arg
+from duragent.worker.cli_args import EXIT_BROKEN_PIPE, EXIT_USAGE, LS_STATUSES
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
-    from worker.settings import Settings
-    from worker.telemetry import TelemetrySettings
+    from duragent.worker.settings import Settings
+    from duragent.worker.telemetry import TelemetrySettings
 
 EXAMPLES = {
     "worker": "DURAGENT_TASK_QUEUE=duragent duragent worker --load mypkg.tasks,mypkg.tools",
@@ -355,10 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     so help and usage errors answer at once.
     """
     args = parse(build_parser(), argv)
-    from worker.client import TemporalUnavailable
-    from worker.commands import UserError
-    from worker.settings import Settings, SettingsError
-    from worker.telemetry import TelemetrySettings, TelemetrySettingsError
+    from duragent.worker.client import TemporalUnavailable
+    from duragent.worker.commands import UserError
+    from duragent.worker.settings import Settings, SettingsError
+    from duragent.worker.telemetry import TelemetrySettings, TelemetrySettingsError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # The SDK logs each failed activity attempt at WARNING with a traceback, and the HTTP
@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("server", "demo"):
             return _local(args)
         if args.command == "graph":
-            from worker.graph_cli import prepare, run_local
+            from duragent.worker.graph_cli import prepare, run_local
 
             if _graph_is_local(args):
                 return run_local(args)
@@ -405,7 +405,7 @@ def _with_modules(settings: Settings, load: tuple[str, ...] | None) -> Settings:
     """
     import dataclasses
 
-    from worker.plugin import load_modules
+    from duragent.worker.plugin import load_modules
 
     if load:
         settings = dataclasses.replace(settings, load=load)
@@ -426,11 +426,11 @@ def _reader_gone() -> int:
 
 def _local(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from worker.demo import run_demo
+        from duragent.worker.demo import run_demo
 
         return asyncio.run(run_demo(dict(os.environ)))
-    from worker.devserver import main as server_main
-    from workflows import search_attributes as search
+    from duragent.worker.devserver import main as server_main
+    from duragent.workflows import search_attributes as search
 
     flags = ["--port", str(args.port), "--ui-port", str(args.ui_port), "--db-file", args.db_file]
     for name, kind in search.DEV_SERVER.items():
@@ -443,9 +443,9 @@ async def _dispatch(
 ) -> int:
     from temporalio.service import RPCError
 
-    from worker.client import connect, is_not_found
-    from worker.commands import COMMANDS, UserError
-    from worker.telemetry import Telemetry
+    from duragent.worker.client import connect, is_not_found
+    from duragent.worker.commands import COMMANDS, UserError
+    from duragent.worker.telemetry import Telemetry
 
     # Only a worker serves metrics; every command traces, so `run` starts the trace.
     telemetry = Telemetry(
@@ -454,8 +454,8 @@ async def _dispatch(
     try:
         client: Client = await connect(os.environ, telemetry=telemetry)
         if args.command == "graph":
-            from worker.graph_cli import COMMANDS as GRAPH_COMMANDS
-            from worker.graph_cli import why_not_found
+            from duragent.worker.graph_cli import COMMANDS as GRAPH_COMMANDS
+            from duragent.worker.graph_cli import why_not_found
 
             try:
                 return await GRAPH_COMMANDS[args.graph_command](client, args, settings)
@@ -477,8 +477,8 @@ async def _why_not_found(client: Client, agent_id: str, command: str) -> str:
     """No agent with this id, or one that has ended and takes no more input."""
     from temporalio.service import RPCError
 
-    from worker.client import agent_handle
-    from worker.inspection import recorded_status
+    from duragent.worker.client import agent_handle
+    from duragent.worker.inspection import recorded_status
 
     try:
         description = await agent_handle(client, agent_id).describe()

@@ -188,8 +188,8 @@ def tool_names(value: str) -> list[str]:
 @cache
 def built_in_tools() -> frozenset[str]:
     """The names of the tools every stock worker has."""
-    from activities.tools import default_tools
-    from activities.tools.control import COMPRESS_MEMORY, SUB_TASK_TOOLS
+    from duragent.activities.tools import default_tools
+    from duragent.activities.tools.control import COMPRESS_MEMORY, SUB_TASK_TOOLS
 
     return frozenset([t.name for t in default_tools()] + [COMPRESS_MEMORY, *SUB_TASK_TOOLS])
 

@@ -24,11 +24,11 @@ from temporalio.common import (
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
-from worker.plugin import DuragentPlugin
-from worker.telemetry import Telemetry, agent_span
-from workflows import search_attributes as search
-from workflows.agent import WORKFLOW_NAME, AgentWorkflow
-from workflows.models import AgentInput, AgentResult, AgentStatus
+from duragent.worker.plugin import DuragentPlugin
+from duragent.worker.telemetry import Telemetry, agent_span
+from duragent.workflows import search_attributes as search
+from duragent.workflows.agent import WORKFLOW_NAME, AgentWorkflow
+from duragent.workflows.models import AgentInput, AgentResult, AgentStatus
 
 _T = TypeVar("_T")
 

@@ -21,9 +21,9 @@ from temporalio.client import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, unknown_tools
-from worker.client import agent_handle, ensure_search_attributes, start_agent
-from worker.inspection import (
+from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, unknown_tools
+from duragent.worker.client import agent_handle, ensure_search_attributes, start_agent
+from duragent.worker.inspection import (
     Handle,
     UserError,
     ended,
@@ -40,9 +40,9 @@ from worker.inspection import (
     usage,
     watch,
 )
-from worker.settings import Settings
-from workflows.agent import AgentWorkflow
-from workflows.models import (
+from duragent.worker.settings import Settings
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import (
     AgentInput,
     ApprovalAction,
     ApprovalDecision,
@@ -58,7 +58,7 @@ RETRY_UPDATE = "retry"
 
 async def worker(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Run a worker until SIGTERM/SIGINT."""
-    from worker.main import run_worker
+    from duragent.worker.main import run_worker
 
     if not settings.llm.configured:
         raise UserError(

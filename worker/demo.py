@@ -17,13 +17,13 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from activities.models import Message
-from worker.client import connect, start_agent
-from worker.devserver import DevServer
-from worker.main import agent_worker
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import LLMSettings, Settings
-from worker.telemetry import (
+from duragent.activities.models import Message
+from duragent.worker.client import connect, start_agent
+from duragent.worker.devserver import DevServer
+from duragent.worker.main import agent_worker
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.settings import LLMSettings, Settings
+from duragent.worker.telemetry import (
     MetricsUnavailable,
     Telemetry,
     TelemetrySettings,
@@ -33,9 +33,9 @@ from worker.telemetry import (
     trace_id_of,
     where_lines,
 )
-from workflows import search_attributes as search
-from workflows.agent import AgentWorkflow
-from workflows.models import AgentInput, AgentResult, TranscriptQuery
+from duragent.workflows import search_attributes as search
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.models import AgentInput, AgentResult, TranscriptQuery
 
 DEMO_TASK = (
     "Write a three-step plan for learning Temporal to notes/temporal-plan.md in the "

@@ -16,11 +16,11 @@ from typing import Any
 
 from temporalio.client import Client
 
-from worker.client import connect
-from worker.devserver import DevServer
-from worker.scripted_llm import ScriptedLLMServer
-from worker.settings import LLMSettings, Settings
-from workflows import search_attributes as search
+from duragent.worker.client import connect
+from duragent.worker.devserver import DevServer
+from duragent.worker.scripted_llm import ScriptedLLMServer
+from duragent.worker.settings import LLMSettings, Settings
+from duragent.workflows import search_attributes as search
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.tasks import TaskRegistry
-from worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, graph_file
-from worker.client import (
+from duragent.activities.tasks import TaskRegistry
+from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, graph_file
+from duragent.worker.client import (
     CLOSED_STATUS,
     WORKFLOW_NAME,
     is_not_found,
@@ -59,9 +59,9 @@ from worker.client import (
     start_registering,
     workflow_pollers,
 )
-from worker.graph_pending import pending_walk
-from worker.graph_render import mermaid, status_lines
-from worker.inspection import (
+from duragent.worker.graph_pending import pending_walk
+from duragent.worker.graph_render import mermaid, status_lines
+from duragent.worker.inspection import (
     EXECUTION_FILTER,
     QUERY_TIMEOUT,
     NoWorker,
@@ -71,12 +71,12 @@ from worker.inspection import (
     print_closed,
     print_json,
 )
-from worker.plugin import load_modules
-from worker.settings import Settings
-from workflows import search_attributes as search
-from workflows.graph_expr import json_type
-from workflows.graph_load import load_graph
-from workflows.graph_models import (
+from duragent.worker.plugin import load_modules
+from duragent.worker.settings import Settings
+from duragent.workflows import search_attributes as search
+from duragent.workflows.graph_expr import json_type
+from duragent.workflows.graph_load import load_graph
+from duragent.workflows.graph_models import (
     GRAPH_WORKFLOW_NAME,
     GateDecision,
     GraphInput,
@@ -85,8 +85,8 @@ from workflows.graph_models import (
     GraphStatus,
     GraphView,
 )
-from workflows.graph_spec import FieldType, GraphSpec, Node, SubgraphNodeSpec
-from workflows.graph_validate import GraphSpecError, Problem, validate
+from duragent.workflows.graph_spec import FieldType, GraphSpec, Node, SubgraphNodeSpec
+from duragent.workflows.graph_validate import GraphSpecError, Problem, validate
 
 Command = Callable[[Client, argparse.Namespace, Settings], Awaitable[int]]
 GraphHandle = WorkflowHandle[Any, GraphResult]

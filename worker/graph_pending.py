@@ -16,11 +16,11 @@ from typing import Any, Final
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from worker.graph_render import gate_lines
-from worker.inspection import QUERY_TIMEOUT
-from worker.pending_tree import PendingItem, PendingKind, PendingTree, item_lines, walk
-from workflows.graph_models import GateView, GraphPending
-from workflows.models import PendingView
+from duragent.worker.graph_render import gate_lines
+from duragent.worker.inspection import QUERY_TIMEOUT
+from duragent.worker.pending_tree import PendingItem, PendingKind, PendingTree, item_lines, walk
+from duragent.workflows.graph_models import GateView, GraphPending
+from duragent.workflows.models import PendingView
 
 MAX_GRAPHS: Final = 50
 """Graphs queried at most in one walk of a graph tree (itself included)."""

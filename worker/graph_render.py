@@ -11,8 +11,8 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from workflows.graph_models import GateView, GraphView, NodeStatus, NodeView
-from workflows.graph_spec import END, START, GraphSpec, Node, NodeKind
+from duragent.workflows.graph_models import GateView, GraphView, NodeStatus, NodeView
+from duragent.workflows.graph_spec import END, START, GraphSpec, Node, NodeKind
 
 PREVIEW: Final = 160
 """Characters of a prompt, a shown value or a schema on one line."""

@@ -29,13 +29,19 @@ from temporalio.client import (
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.tools import TodoStatus
-from worker import render
-from worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK
-from worker.client import CLOSED_STATUS, agent_handle, is_not_found, shown_status, workflow_pollers
-from worker.pending_tree import PendingTree, item_lines, tree_lines, walk
-from worker.settings import Settings
-from worker.telemetry import (
+from duragent.activities.tools import TodoStatus
+from duragent.worker import render
+from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK
+from duragent.worker.client import (
+    CLOSED_STATUS,
+    agent_handle,
+    is_not_found,
+    shown_status,
+    workflow_pollers,
+)
+from duragent.worker.pending_tree import PendingTree, item_lines, tree_lines, walk
+from duragent.worker.settings import Settings
+from duragent.worker.telemetry import (
     Telemetry,
     TelemetrySettings,
     history_trace,
@@ -43,9 +49,15 @@ from worker.telemetry import (
     trace_id_of,
     where_lines,
 )
-from workflows import search_attributes as search
-from workflows.agent import WORKFLOW_NAME, AgentWorkflow
-from workflows.models import AgentResult, AgentStatus, AgentView, PendingView, TranscriptQuery
+from duragent.workflows import search_attributes as search
+from duragent.workflows.agent import WORKFLOW_NAME, AgentWorkflow
+from duragent.workflows.models import (
+    AgentResult,
+    AgentStatus,
+    AgentView,
+    PendingView,
+    TranscriptQuery,
+)
 
 WATCH_INTERVAL = 0.5  # seconds between polls of `watch`: queries are cheap, this is a person
 QUERY_TIMEOUT = timedelta(seconds=30)

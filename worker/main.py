@@ -19,11 +19,11 @@ from openai import AsyncOpenAI
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.tools import Tool
-from activities.tools.background import BackgroundCommands
-from activities.tools.mirror import WorkspaceMirrors
-from activities.tools.sandbox import SandboxMode
-from worker.plugin import (
+from duragent.activities.tools import Tool
+from duragent.activities.tools.background import BackgroundCommands
+from duragent.activities.tools.mirror import WorkspaceMirrors
+from duragent.activities.tools.sandbox import SandboxMode
+from duragent.worker.plugin import (
     DuragentPlugin,
     agent_workspace,
     blob_store,
@@ -36,8 +36,8 @@ from worker.plugin import (
     worker_activities,
     worker_interceptors,
 )
-from worker.settings import Settings
-from worker.telemetry import Telemetry
+from duragent.worker.settings import Settings
+from duragent.worker.telemetry import Telemetry
 
 log = logging.getLogger("duragent.worker")
 

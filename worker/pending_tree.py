@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from workflows.models import PendingApproval, PendingQuestion, PendingView
+from duragent.workflows.models import PendingApproval, PendingQuestion, PendingView
 
 MAX_AGENTS = 200
 """Agents queried at most in one walk: a tree wider than this is cut, and says so."""

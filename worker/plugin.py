@@ -24,17 +24,17 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import Interceptor, WorkerConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.boundary import ActivityBoundary
-from activities.llm import LLMActivities
-from activities.memory import MemoryActivities
-from activities.models import ToolKind
-from activities.objectstore import ObjectBlobStore
-from activities.providers import ModelFamilies, PriceTable
-from activities.redact import Redactor
-from activities.sticky import StickyReset
-from activities.store import BlobStore, LocalDirectoryStore, TranscriptStore
-from activities.tasks import TaskActivities, TaskRegistry, tasks_in
-from activities.tools import (
+from duragent.activities.boundary import ActivityBoundary
+from duragent.activities.llm import LLMActivities
+from duragent.activities.memory import MemoryActivities
+from duragent.activities.models import ToolKind
+from duragent.activities.objectstore import ObjectBlobStore
+from duragent.activities.providers import ModelFamilies, PriceTable
+from duragent.activities.redact import Redactor
+from duragent.activities.sticky import StickyReset
+from duragent.activities.store import BlobStore, LocalDirectoryStore, TranscriptStore
+from duragent.activities.tasks import TaskActivities, TaskRegistry, tasks_in
+from duragent.activities.tools import (
     LocalWorkspace,
     S3Workspace,
     Tool,
@@ -42,20 +42,20 @@ from activities.tools import (
     Workspace,
     default_tools,
 )
-from activities.tools.activity import ToolActivities
-from activities.tools.background import BackgroundCommands
-from activities.tools.sandbox import SandboxMode, ShellSandbox
-from activities.tools.skills import Skills
-from worker.settings import (
+from duragent.activities.tools.activity import ToolActivities
+from duragent.activities.tools.background import BackgroundCommands
+from duragent.activities.tools.sandbox import SandboxMode, ShellSandbox
+from duragent.activities.tools.skills import Skills
+from duragent.worker.settings import (
     PLACEHOLDER_API_KEY,
     LLMSettings,
     Settings,
     SettingsError,
     ShellSettings,
 )
-from workflows.agent import AgentWorkflow
-from workflows.graph import GraphWorkflow
-from workflows.handler_guard import HandlerInputGuard
+from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.graph import GraphWorkflow
+from duragent.workflows.handler_guard import HandlerInputGuard
 
 PLUGIN_NAME = "duragent"
 
@@ -68,24 +68,24 @@ PLUGIN_NAME = "duragent"
 # every new run (building their pydantic models again, and compiling them again where
 # no bytecode is cached) cost tens of milliseconds of worker CPU per agent.
 PASSTHROUGH_MODULES = (
-    "workflows._expr_check",
-    "workflows._expr_eval",
-    "workflows._expr_syntax",
-    "workflows.activity_calls",
-    "workflows.budgets",
-    "workflows.graph_expr",
-    "workflows.graph_models",
-    "workflows.graph_policy",
-    "workflows.graph_spec",
-    "workflows.graph_state",
-    "workflows.graph_validate",
-    "workflows.json_schema",
-    "workflows.models",
-    "workflows.outage",
-    "workflows.policy",
-    "workflows.search_attributes",
-    "workflows.shell_host",
-    "workflows.telemetry",
+    "duragent.workflows._expr_check",
+    "duragent.workflows._expr_eval",
+    "duragent.workflows._expr_syntax",
+    "duragent.workflows.activity_calls",
+    "duragent.workflows.budgets",
+    "duragent.workflows.graph_expr",
+    "duragent.workflows.graph_models",
+    "duragent.workflows.graph_policy",
+    "duragent.workflows.graph_spec",
+    "duragent.workflows.graph_state",
+    "duragent.workflows.graph_validate",
+    "duragent.workflows.json_schema",
+    "duragent.workflows.models",
+    "duragent.workflows.outage",
+    "duragent.workflows.policy",
+    "duragent.workflows.search_attributes",
+    "duragent.workflows.shell_host",
+    "duragent.workflows.telemetry",
     # Third-party and pure, imported on first use by workflows.json_schema (a worker
     # whose agents and gates declare no schema never loads them).
     "jsonschema",
@@ -93,7 +93,7 @@ PASSTHROUGH_MODULES = (
 )
 
 if TYPE_CHECKING:
-    from activities.tools.mirror import WorkspaceMirrors
+    from duragent.activities.tools.mirror import WorkspaceMirrors
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

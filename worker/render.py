@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from activities.models import Message, Role
-from workflows.models import AgentResult, AgentView, PendingView
+from duragent.activities.models import Message, Role
+from duragent.workflows.models import AgentResult, AgentView, PendingView
 
 PREVIEW = 160  # characters of a message shown by `watch` and `transcript`
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from activities.objectstore import ObjectStoreConfig
-from activities.providers import ModelFamilies, PriceTable
-from activities.redact import secrets_in_environment
-from activities.tools.sandbox import DEFAULT_LANG, DEFAULT_TERM, SANDBOX_PATH, SandboxMode
-from worker.cli_args import split_module_names
+from duragent.activities.objectstore import ObjectStoreConfig
+from duragent.activities.providers import ModelFamilies, PriceTable
+from duragent.activities.redact import secrets_in_environment
+from duragent.activities.tools.sandbox import DEFAULT_LANG, DEFAULT_TERM, SANDBOX_PATH, SandboxMode
+from duragent.worker.cli_args import split_module_names
 
 DEFAULT_TASK_QUEUE = "duragent"
 DEFAULT_MODEL = "gpt-4o-mini"

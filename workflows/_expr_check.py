@@ -9,14 +9,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from workflows._expr_eval import (
+from duragent.workflows._expr_eval import (
     FUNCTIONS,
     _a,
     _arity,
     _unknown,
     json_type,
 )
-from workflows._expr_syntax import (
+from duragent.workflows._expr_syntax import (
     JSON_TYPES,
     MAX_DEPTH,
     Attr,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from workflows._expr_syntax import (
+from duragent.workflows._expr_syntax import (
     Attr,
     BoolOp,
     Call,

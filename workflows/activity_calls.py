@@ -15,8 +15,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import policy
-    from workflows.models import ActivityPolicy
+    from duragent.workflows import policy
+    from duragent.workflows.models import ActivityPolicy
 
 
 class ActivityOptions(TypedDict):

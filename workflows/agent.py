@@ -27,10 +27,10 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue
 
-    from activities.errors import LLMErrorType, ToolError
-    from activities.llm import LLMActivities
-    from activities.memory import MemoryActivities
-    from activities.models import (
+    from duragent.activities.errors import LLMErrorType, ToolError
+    from duragent.activities.llm import LLMActivities
+    from duragent.activities.memory import MemoryActivities
+    from duragent.activities.models import (
         ApprovalMode,
         CleanupRequest,
         DescribeToolsRequest,
@@ -50,19 +50,19 @@ with workflow.unsafe.imports_passed_through():
         ToolStatus,
         ValidateArgumentsRequest,
     )
-    from activities.tools.activity import ToolActivities
-    from activities.tools.control import (
+    from duragent.activities.tools.activity import ToolActivities
+    from duragent.activities.tools.control import (
         CREATE_SUB_TASK,
         SUB_TASK_TOOLS,
         BatchSubTasksArgs,
         CreateSubTaskArgs,
         TodoItem,
     )
-    from activities.tools.registry import error_result, parse_arguments
-    from workflows import activity_calls as calls
-    from workflows import budgets, policy, telemetry
-    from workflows import search_attributes as search
-    from workflows.models import (
+    from duragent.activities.tools.registry import error_result, parse_arguments
+    from duragent.workflows import activity_calls as calls
+    from duragent.workflows import budgets, policy, telemetry
+    from duragent.workflows import search_attributes as search
+    from duragent.workflows.models import (
         ActivityPolicy,
         AgentInput,
         AgentResult,
@@ -86,8 +86,8 @@ with workflow.unsafe.imports_passed_through():
         TranscriptQuery,
         UsageView,
     )
-    from workflows.outage import OutageRider
-    from workflows.shell_host import ShellHost
+    from duragent.workflows.outage import OutageRider
+    from duragent.workflows.shell_host import ShellHost
 
 WORKFLOW_NAME = "AgentWorkflow"
 ACTIVATE_SKILL = "_activate_skill"

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from activities.models import TokenUsage
-from workflows.models import AgentInput
+from duragent.activities.models import TokenUsage
+from duragent.workflows.models import AgentInput
 
 
 @dataclass(frozen=True)

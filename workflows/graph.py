@@ -32,13 +32,18 @@ from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import ListTasksRequest, ListTasksResult, TaskRequest, TaskResult
-    from activities.tasks import LIST_TASKS, RUN_TASK
-    from workflows import graph_policy as gp
-    from workflows import policy, telemetry
-    from workflows import search_attributes as search
-    from workflows.graph_expr import ExpressionError
-    from workflows.graph_models import (
+    from duragent.activities.models import (
+        ListTasksRequest,
+        ListTasksResult,
+        TaskRequest,
+        TaskResult,
+    )
+    from duragent.activities.tasks import LIST_TASKS, RUN_TASK
+    from duragent.workflows import graph_policy as gp
+    from duragent.workflows import policy, telemetry
+    from duragent.workflows import search_attributes as search
+    from duragent.workflows.graph_expr import ExpressionError
+    from duragent.workflows.graph_models import (
         GRAPH_WORKFLOW_NAME,
         GateDecision,
         GateView,
@@ -51,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         NodeStatus,
         NodeView,
     )
-    from workflows.graph_spec import (
+    from duragent.workflows.graph_spec import (
         END,
         START,
         AgentNodeSpec,
@@ -63,9 +68,9 @@ with workflow.unsafe.imports_passed_through():
         TaskNodeSpec,
         effective_policy,
     )
-    from workflows.graph_state import StateError, apply_writes, initial_state, scope
-    from workflows.graph_validate import validate
-    from workflows.models import AgentResult, AgentStatus
+    from duragent.workflows.graph_state import StateError, apply_writes, initial_state, scope
+    from duragent.workflows.graph_validate import validate
+    from duragent.workflows.models import AgentResult, AgentStatus
 
 # Listing a worker's tasks is a lookup in its memory.
 LIST_TASKS_TIMEOUT = timedelta(seconds=10)

@@ -37,13 +37,13 @@ The parts live in private modules: ``_expr_syntax`` (tree, tokens, parser),
 
 from __future__ import annotations
 
-from workflows._expr_check import (
+from duragent.workflows._expr_check import (
     ANY,
     Checked,
     Shape,
     check,
 )
-from workflows._expr_eval import (
+from duragent.workflows._expr_eval import (
     FUNCTIONS,
     evaluate,
     json_type,
@@ -51,7 +51,7 @@ from workflows._expr_eval import (
     render_value,
     to_text,
 )
-from workflows._expr_syntax import (
+from duragent.workflows._expr_syntax import (
     JSON_TYPES,
     MAX_DEPTH,
     MAX_EXPRESSION_CHARS,

@@ -48,7 +48,7 @@ from typing import Any, Final, TypedDict, Unpack
 from pydantic import JsonValue, ValidationError
 from pydantic_core import ErrorDetails
 
-from workflows.graph_spec import (
+from duragent.workflows.graph_spec import (
     AgentNodeSpec,
     Duration,
     Edge,
@@ -61,7 +61,7 @@ from workflows.graph_spec import (
     SubgraphNodeSpec,
     TaskNodeSpec,
 )
-from workflows.graph_validate import GraphSpecError, Problem
+from duragent.workflows.graph_validate import GraphSpecError, Problem
 
 __all__ = ["Graph", "GraphSpecError", "NodeOptions", "PolicyOptions", "Problem", "load_graph"]
 

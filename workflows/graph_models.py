@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, JsonValue
 
-from workflows.graph_spec import GraphSpec
+from duragent.workflows.graph_spec import GraphSpec
 
 GRAPH_WORKFLOW_NAME = "GraphWorkflow"
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from workflows import json_schema
-from workflows.graph_expr import (
+from duragent.workflows import json_schema
+from duragent.workflows.graph_expr import (
     ExpressionError,
     evaluate,
     parse_template,
@@ -21,7 +21,7 @@ from workflows.graph_expr import (
     render_value,
     to_text,
 )
-from workflows.graph_spec import (
+from duragent.workflows.graph_spec import (
     END,
     AgentNodeSpec,
     GraphSpec,
@@ -29,7 +29,7 @@ from workflows.graph_spec import (
     parse_duration,
     route_key,
 )
-from workflows.models import AgentInput
+from duragent.workflows.models import AgentInput
 
 # Items one map may run in one workflow run: each costs about three history events
 # (bench.graph_cost), so 5,000 stay near 16,000, well inside Temporal's 51,200.

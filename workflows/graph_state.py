@@ -19,8 +19,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.graph_expr import json_type, render_value
-from workflows.graph_spec import GraphSpec, Node, Reducer, StateField
+from duragent.workflows.graph_expr import json_type, render_value
+from duragent.workflows.graph_spec import GraphSpec, Node, Reducer, StateField
 
 State = dict[str, Any]
 """Field name to value; values are JSON."""

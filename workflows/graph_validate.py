@@ -31,8 +31,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-from workflows.graph_expr import ANY, JSON_TYPES, Shape, check, json_type, parse_template
-from workflows.graph_spec import (
+from duragent.workflows.graph_expr import ANY, JSON_TYPES, Shape, check, json_type, parse_template
+from duragent.workflows.graph_spec import (
     END,
     START,
     AgentNodeSpec,

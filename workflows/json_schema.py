@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from activities import limits
+from duragent.activities import limits
 
 MAX_DEPTH = 64
 """Nesting of a schema or a value (objects and arrays): far beyond any real result,

@@ -10,9 +10,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, JsonValue, field_validator
 
-from activities.models import ApprovalMode, Message, ModelOptions, TokenUsage
-from activities.tools.control import Selection, TodoItem
-from activities.tools.workspace import scope_folder
+from duragent.activities.models import ApprovalMode, Message, ModelOptions, TokenUsage
+from duragent.activities.tools.control import Selection, TodoItem
+from duragent.activities.tools.workspace import scope_folder
 
 
 class AgentStatus(StrEnum):

@@ -24,8 +24,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import activity_calls as calls
-    from workflows.models import LLMPolicy, OnRetriesExhausted, ProviderOutage
+    from duragent.workflows import activity_calls as calls
+    from duragent.workflows.models import LLMPolicy, OnRetriesExhausted, ProviderOutage
 
 T = TypeVar("T")
 

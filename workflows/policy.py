@@ -15,9 +15,9 @@ from enum import StrEnum
 from pydantic import JsonValue
 from temporalio.common import RetryPolicy
 
-from activities import limits
-from activities.errors import ToolError
-from activities.models import (
+from duragent.activities import limits
+from duragent.activities.errors import ToolError
+from duragent.activities.models import (
     ApprovalMode,
     Message,
     Role,
@@ -28,7 +28,7 @@ from activities.models import (
     ToolSpec,
     ToolStatus,
 )
-from activities.tools.control import (
+from duragent.activities.tools.control import (
     ASK_USER,
     COMPRESS_MEMORY,
     SUB_TASK_TOOLS,
@@ -42,11 +42,11 @@ from activities.tools.control import (
     TypedTaskFinishArgs,
     open_todos,
 )
-from activities.tools.dangerous import is_dangerous_command
-from activities.tools.registry import parse_arguments
-from workflows import json_schema
-from workflows.budgets import Budget
-from workflows.models import (
+from duragent.activities.tools.dangerous import is_dangerous_command
+from duragent.activities.tools.registry import parse_arguments
+from duragent.workflows import json_schema
+from duragent.workflows.budgets import Budget
+from duragent.workflows.models import (
     ActivityPolicy,
     AgentInput,
     AgentStatus,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from workflows.models import AgentStatus
+from duragent.workflows.models import AgentStatus
 
 STATUS = SearchAttributeKey.for_keyword("DuragentStatus")
 MODEL = SearchAttributeKey.for_keyword("DuragentModel")

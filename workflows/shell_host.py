@@ -42,7 +42,7 @@ from temporalio.exceptions import (
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import (
+    from duragent.activities.models import (
         HostClaimRequest,
         ToolRequest,
         ToolResult,
@@ -50,10 +50,15 @@ with workflow.unsafe.imports_passed_through():
         WatchRequest,
         WatchResult,
     )
-    from activities.tools.activity import HOST_SHUTDOWN, ToolActivities
-    from workflows import activity_calls as calls
-    from workflows import policy
-    from workflows.models import ActivityPolicy, BackgroundSession, BackgroundState, ShellCarry
+    from duragent.activities.tools.activity import HOST_SHUTDOWN, ToolActivities
+    from duragent.workflows import activity_calls as calls
+    from duragent.workflows import policy
+    from duragent.workflows.models import (
+        ActivityPolicy,
+        BackgroundSession,
+        BackgroundState,
+        ShellCarry,
+    )
 
 # Runs started before shell work was pinned replay without the claim and the watches.
 PATCH_ID = "host-affine-shell"

@@ -23,14 +23,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.models import ApprovalMode
-from activities.tools.background import BackgroundCommands, BackgroundStatus
-from activities.tools.control import TodoItem, TodoStatus, TodoWriteArgs, control_tools, open_todos
-from activities.tools.dangerous import is_dangerous_command
-from activities.tools.files import file_info, file_str_replace, list_files, read_file, write_file
-from activities.tools.image import image_data_url, image_refs, read_image
-from activities.tools.objectstore_workspace import S3Workspace
-from activities.tools.registry import (
+from duragent.activities.models import ApprovalMode
+from duragent.activities.tools.background import BackgroundCommands, BackgroundStatus
+from duragent.activities.tools.control import (
+    TodoItem,
+    TodoStatus,
+    TodoWriteArgs,
+    control_tools,
+    open_todos,
+)
+from duragent.activities.tools.dangerous import is_dangerous_command
+from duragent.activities.tools.files import (
+    file_info,
+    file_str_replace,
+    list_files,
+    read_file,
+    write_file,
+)
+from duragent.activities.tools.image import image_data_url, image_refs, read_image
+from duragent.activities.tools.objectstore_workspace import S3Workspace
+from duragent.activities.tools.registry import (
     Tool,
     ToolContext,
     ToolOutput,
@@ -38,10 +50,10 @@ from activities.tools.registry import (
     parse_arguments,
     tool,
 )
-from activities.tools.search import workspace_grep
-from activities.tools.shell import bash, check_background_command, stop_background_command
-from activities.tools.skills import SkillInfo, Skills, activate_skill
-from activities.tools.workspace import FileInfo, LocalWorkspace, MemoryWorkspace, Workspace
+from duragent.activities.tools.search import workspace_grep
+from duragent.activities.tools.shell import bash, check_background_command, stop_background_command
+from duragent.activities.tools.skills import SkillInfo, Skills, activate_skill
+from duragent.activities.tools.workspace import FileInfo, LocalWorkspace, MemoryWorkspace, Workspace
 
 
 def default_tools() -> list[Tool[Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from activities.errors import ToolError
+from duragent.activities.errors import ToolError
 
 
 def compile_glob(pattern: str) -> Callable[[str], bool]:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from activities.errors import ToolError
-from activities.tools.workspace import ancestors, join_path, normalize_path
+from duragent.activities.errors import ToolError
+from duragent.activities.tools.workspace import ancestors, join_path, normalize_path
 
 # Paths longer than this are skipped: no object store takes them (S3 keys end at 1,024
 # bytes), and it bounds how deep a hostile command's folder tree can send the walk.

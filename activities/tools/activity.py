@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ToolError
-from activities.heartbeat import heartbeating
-from activities.models import (
+from duragent.activities.errors import ToolError
+from duragent.activities.heartbeat import heartbeating
+from duragent.activities.models import (
     CleanupRequest,
     CleanupResult,
     DescribeToolsRequest,
@@ -33,21 +33,21 @@ from activities.models import (
     WatchRequest,
     WatchResult,
 )
-from activities.tools.artifacts import offload
-from activities.tools.background import BackgroundCommands
-from activities.tools.registry import (
+from duragent.activities.tools.artifacts import offload
+from duragent.activities.tools.background import BackgroundCommands
+from duragent.activities.tools.registry import (
     ToolContext,
     ToolOutput,
     ToolRegistry,
     error_result,
     parse_arguments,
 )
-from activities.tools.shell import sync_back
-from activities.tools.skills import Skills
-from activities.tools.workspace import Workspace
+from duragent.activities.tools.shell import sync_back
+from duragent.activities.tools.skills import Skills
+from duragent.activities.tools.workspace import Workspace
 
 if TYPE_CHECKING:
-    from activities.tools.mirror import WorkspaceMirrors
+    from duragent.activities.tools.mirror import WorkspaceMirrors
 
 BACKGROUND_LOST = "BackgroundLost"
 """Failure type of a watch whose command this worker does not know."""

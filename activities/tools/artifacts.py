@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
-from activities.tools.image import ARTIFACTS_FOLDER
-from activities.tools.workspace import Workspace
+from duragent.activities.tools.image import ARTIFACTS_FOLDER
+from duragent.activities.tools.workspace import Workspace
 
 HEAD_CHARS = 1_500
 TAIL_CHARS = 500

@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from activities.errors import ToolError
-from activities.tools._process import (
+from duragent.activities.errors import ToolError
+from duragent.activities.tools._process import (
     group_alive,
     read_bounded,
     read_tail,
@@ -57,7 +57,7 @@ from activities.tools._process import (
     stop_group,
     stop_group_blocking,
 )
-from activities.tools.sandbox import ShellSandbox
+from duragent.activities.tools.sandbox import ShellSandbox
 
 MAX_OUTPUT_CHARS = 30_000
 """Output of a finished command, head and tail kept."""

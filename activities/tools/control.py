@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from activities.tools.registry import Tool, control_tool
+from duragent.activities.tools.registry import Tool, control_tool
 
 TASK_FINISH = "_task_finish"
 ASK_USER = "_ask_user"

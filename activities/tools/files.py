@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, model_validator
 
-from activities.errors import ToolError
-from activities.tools._glob import compile_glob
-from activities.tools.registry import ToolContext, tool
-from activities.tools.workspace import (
+from duragent.activities.errors import ToolError
+from duragent.activities.tools._glob import compile_glob
+from duragent.activities.tools.registry import ToolContext, tool
+from duragent.activities.tools.workspace import (
     FileInfo,
     Workspace,
     normalize_path,

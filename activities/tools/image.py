@@ -27,9 +27,9 @@ import re
 
 from pydantic import BaseModel, Field
 
-from activities.errors import ToolError
-from activities.tools.registry import ToolContext, tool
-from activities.tools.workspace import Workspace
+from duragent.activities.errors import ToolError
+from duragent.activities.tools.registry import ToolContext, tool
+from duragent.activities.tools.workspace import Workspace
 
 MAX_IMAGE_BYTES = 5_000_000
 """Larger images are refused: providers reject them, and they cost many tokens."""

@@ -86,10 +86,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from activities.errors import ToolError
-from activities.tools import _mirror_disk as disk
-from activities.tools.objectstore_workspace import S3Workspace
-from activities.tools.workspace import (
+from duragent.activities.errors import ToolError
+from duragent.activities.tools import _mirror_disk as disk
+from duragent.activities.tools.objectstore_workspace import S3Workspace
+from duragent.activities.tools.workspace import (
     INLINE_IO_BYTES,
     Listing,
     Stamp,

@@ -44,9 +44,9 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from activities.errors import ToolError, object_store_error_to_application_error
-from activities.objectstore import ObjectStoreConfig
-from activities.tools.workspace import (
+from duragent.activities.errors import ToolError, object_store_error_to_application_error
+from duragent.activities.objectstore import ObjectStoreConfig
+from duragent.activities.tools.workspace import (
     MAX_LINE_COUNT_BYTES,
     FileInfo,
     Listing,

@@ -49,15 +49,22 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from activities.errors import ToolError
-from activities.limits import MAX_ERROR_BYTES, truncate
-from activities.models import ApprovalMode, ToolCall, ToolKind, ToolResult, ToolSpec, ToolStatus
-from activities.tools.workspace import Workspace
+from duragent.activities.errors import ToolError
+from duragent.activities.limits import MAX_ERROR_BYTES, truncate
+from duragent.activities.models import (
+    ApprovalMode,
+    ToolCall,
+    ToolKind,
+    ToolResult,
+    ToolSpec,
+    ToolStatus,
+)
+from duragent.activities.tools.workspace import Workspace
 
 if TYPE_CHECKING:
-    from activities.tools.background import BackgroundCommands
-    from activities.tools.mirror import WorkspaceMirrors
-    from activities.tools.skills import Skills
+    from duragent.activities.tools.background import BackgroundCommands
+    from duragent.activities.tools.mirror import WorkspaceMirrors
+    from duragent.activities.tools.skills import Skills
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
 

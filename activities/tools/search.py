@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from activities.errors import ToolError
-from activities.tools._glob import compile_glob
-from activities.tools.registry import ToolContext, tool
-from activities.tools.workspace import Workspace, looks_binary, normalize_path, split_lines
+from duragent.activities.errors import ToolError
+from duragent.activities.tools._glob import compile_glob
+from duragent.activities.tools.registry import ToolContext, tool
+from duragent.activities.tools.workspace import Workspace, looks_binary, normalize_path, split_lines
 
 MAX_LINE_CHARS = 500
 """A longer line is cut, with a note of how much is missing."""

@@ -34,17 +34,17 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from activities.errors import ToolError
-from activities.models import ApprovalMode, ToolStatus
-from activities.tools._process import OutputBuffer, describe_exit, stop_group
-from activities.tools.background import BackgroundCommands, BackgroundStatus
-from activities.tools.objectstore_workspace import S3Workspace
-from activities.tools.registry import ToolContext, ToolOutput, tool
-from activities.tools.sandbox import ShellSandbox
-from activities.tools.workspace import LocalWorkspace
+from duragent.activities.errors import ToolError
+from duragent.activities.models import ApprovalMode, ToolStatus
+from duragent.activities.tools._process import OutputBuffer, describe_exit, stop_group
+from duragent.activities.tools.background import BackgroundCommands, BackgroundStatus
+from duragent.activities.tools.objectstore_workspace import S3Workspace
+from duragent.activities.tools.registry import ToolContext, ToolOutput, tool
+from duragent.activities.tools.sandbox import ShellSandbox
+from duragent.activities.tools.workspace import LocalWorkspace
 
 if TYPE_CHECKING:
-    from activities.tools.mirror import SyncReport
+    from duragent.activities.tools.mirror import SyncReport
 
 MAX_TIMEOUT_SECONDS = 600
 """Longest a foreground command may run; longer work belongs in the background."""

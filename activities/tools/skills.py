@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from activities.errors import ToolError
-from activities.tools.registry import ToolContext, tool
-from activities.tools.workspace import Workspace, join_path, normalize_path
+from duragent.activities.errors import ToolError
+from duragent.activities.tools.registry import ToolContext, tool
+from duragent.activities.tools.workspace import Workspace, join_path, normalize_path
 
 SKILL_FILE = "SKILL.md"
 DEFAULT_FOLDER = "skills"

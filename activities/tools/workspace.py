@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from activities.errors import ToolError
+from duragent.activities.errors import ToolError
 
 # Counting lines means reading the whole file; past this size it is not worth it and
 # ``line_count`` stays unknown.

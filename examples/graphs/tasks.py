@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from activities.tasks import TaskError, task
+from duragent.activities.tasks import TaskError, task
 
 
 @task

@@ -12,31 +12,35 @@ Use: build one :class:`Telemetry` in the process entry point from
 inside :meth:`Telemetry.serve`, and call :meth:`Telemetry.shutdown` at exit.
 """
 
-from worker.telemetry._history import (
+from duragent.worker.telemetry._history import (
     TraceNode,
     build_tree,
     history_trace,
     render_tree,
     trace_id_of,
 )
-from worker.telemetry._interceptor import TelemetryInterceptor, TelemetryOptions
-from worker.telemetry._metrics import SdkMetricsCollector
-from worker.telemetry._server import MetricsServer
-from worker.telemetry._settings import (
+from duragent.worker.telemetry._interceptor import TelemetryInterceptor, TelemetryOptions
+from duragent.worker.telemetry._metrics import SdkMetricsCollector
+from duragent.worker.telemetry._server import MetricsServer
+from duragent.worker.telemetry._settings import (
     MetricsSettings,
     TelemetrySettings,
     TelemetrySettingsError,
     TracesExporter,
     TracingSettings,
 )
-from worker.telemetry._telemetry import (
+from duragent.worker.telemetry._telemetry import (
     MetricsUnavailable,
     Telemetry,
     TelemetryPlugin,
     install_tracer_provider,
 )
-from worker.telemetry._tracing import agent_span, build_tracer_provider, trace_id_from_start_event
-from worker.telemetry._where import where_lines
+from duragent.worker.telemetry._tracing import (
+    agent_span,
+    build_tracer_provider,
+    trace_id_from_start_event,
+)
+from duragent.worker.telemetry._where import where_lines
 
 __all__ = [
     "MetricsServer",

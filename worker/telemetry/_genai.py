@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
-from activities.models import (
+from duragent.activities.models import (
     LLMRequest,
     LLMResult,
     Message,

@@ -19,8 +19,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.converter import PayloadConverter
 
-from activities.models import LLMResult, SummarizeResult, ToolRequest, ToolResult
-from worker.telemetry._tracing import trace_id_from_start_event
+from duragent.activities.models import LLMResult, SummarizeResult, ToolRequest, ToolResult
+from duragent.worker.telemetry._tracing import trace_id_from_start_event
 
 MAX_RUNS = 100
 """Runs (continue-as-new) read at most, the latest ones."""

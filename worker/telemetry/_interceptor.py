@@ -42,8 +42,8 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from activities.errors import LLMErrorType
-from activities.models import (
+from duragent.activities.errors import LLMErrorType
+from duragent.activities.models import (
     LLMRequest,
     LLMResult,
     SummarizeRequest,
@@ -51,10 +51,10 @@ from activities.models import (
     ToolRequest,
     ToolResult,
 )
-from worker.telemetry import _genai as genai
-from workflows.agent import WORKFLOW_NAME
-from workflows.models import AgentResult
-from workflows.telemetry import end_with_error
+from duragent.worker.telemetry import _genai as genai
+from duragent.workflows.agent import WORKFLOW_NAME
+from duragent.workflows.models import AgentResult
+from duragent.workflows.telemetry import end_with_error
 
 # Activity names are part of recorded histories, so they never change.
 LLM_ACTIVITY = "duragent.llm_chat"

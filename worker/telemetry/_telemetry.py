@@ -21,12 +21,12 @@ from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, ReplaySafeTrac
 from temporalio.plugin import SimplePlugin
 from temporalio.runtime import MetricBuffer, MetricBufferDurationFormat, Runtime, TelemetryConfig
 
-from worker.telemetry._interceptor import TelemetryInterceptor, TelemetryOptions
-from worker.telemetry._metrics import BUFFER_SIZE, SdkMetricsCollector
-from worker.telemetry._server import Check, MetricsServer
-from worker.telemetry._settings import TelemetrySettings, TelemetrySettingsError
-from worker.telemetry._tracing import TRACER_NAME, build_tracer_provider
-from worker.telemetry._visibility import AgentGauges
+from duragent.worker.telemetry._interceptor import TelemetryInterceptor, TelemetryOptions
+from duragent.worker.telemetry._metrics import BUFFER_SIZE, SdkMetricsCollector
+from duragent.worker.telemetry._server import Check, MetricsServer
+from duragent.worker.telemetry._settings import TelemetrySettings, TelemetrySettingsError
+from duragent.worker.telemetry._tracing import TRACER_NAME, build_tracer_provider
+from duragent.worker.telemetry._visibility import AgentGauges
 
 log = logging.getLogger("duragent.telemetry")
 

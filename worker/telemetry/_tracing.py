@@ -24,8 +24,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
 from temporalio.converter import PayloadConverter
 
-from worker.telemetry._settings import Sampler, TracesExporter, TracingSettings
-from workflows.models import AgentInput
+from duragent.worker.telemetry._settings import Sampler, TracesExporter, TracingSettings
+from duragent.workflows.models import AgentInput
 
 TRACER_NAME = "duragent.client"
 # The header the SDK's OpenTelemetry interceptor carries the W3C context in.

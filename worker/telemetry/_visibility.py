@@ -27,10 +27,10 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverse
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from workflows import search_attributes as search
-from workflows.agent import WORKFLOW_NAME
-from workflows.graph_models import GRAPH_WORKFLOW_NAME, GraphStatus
-from workflows.models import AgentStatus
+from duragent.workflows import search_attributes as search
+from duragent.workflows.agent import WORKFLOW_NAME
+from duragent.workflows.graph_models import GRAPH_WORKFLOW_NAME, GraphStatus
+from duragent.workflows.models import AgentStatus
 
 log = logging.getLogger("duragent.telemetry")
 

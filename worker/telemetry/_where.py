@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.telemetry._settings import TelemetrySettings, TracesExporter
+from duragent.worker.telemetry._settings import TelemetrySettings, TracesExporter
 
 
 def where_lines(
