@@ -13,6 +13,7 @@ transcript (27 ms at 201 messages), for messages that are already in wire shape 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +30,17 @@ from duragent.activities.errors import (
 )
 from duragent.activities.heartbeat import heartbeating
 from duragent.activities.limits import bound_turn
-from duragent.activities.models import LLMRequest, LLMResult, Message, Role, TokenUsage, ToolCall
-from duragent.activities.providers import ModelFamilies, PriceTable, ResolvedModel
+from duragent.activities.llm_providers import Provider, split_model
+from duragent.activities.models import (
+    LLMRequest,
+    LLMResult,
+    Message,
+    ModelOptions,
+    Role,
+    TokenUsage,
+    ToolCall,
+)
+from duragent.activities.providers import ModelFamilies, PriceTable, ResolvedModel, merge_options
 from duragent.activities.store import StoreMiss, TranscriptStore
 from duragent.activities.tools.control import TASK_FINISH, typed_finish_tool
 from duragent.activities.tools.image import image_data_url, image_refs
@@ -54,6 +64,8 @@ class LLMActivities:
         families: Per-family defaults and flags (name suffixes, extra body, reasoning);
             the built-in table when ``None``.
         prices: What tokens cost, for ``usage.cost_usd``; the built-in table when ``None``.
+        providers: Named providers besides the default one (``client``): an agent's model
+            ``NAME:model`` goes to ``providers[NAME]`` (see :mod:`activities.llm_providers`).
     """
 
     def __init__(
@@ -65,10 +77,13 @@ class LLMActivities:
         workspace: Workspace | None = None,
         families: ModelFamilies | None = None,
         prices: PriceTable | None = None,
+        providers: Mapping[str, Provider] | None = None,
     ) -> None:
-        if client.max_retries != 0:
+        clients = [client, *(p.client for p in (providers or {}).values())]
+        if any(c.max_retries != 0 for c in clients):
             raise ValueError("build the OpenAI client with max_retries=0: Temporal retries")
         self._client = client
+        self._providers = dict(providers or {})
         self._registry = registry
         self._transcripts = transcripts
         self._workspace = workspace
@@ -87,15 +102,14 @@ class LLMActivities:
 
     async def _chat(self, request: LLMRequest) -> LLMResult:
         transcript = await self._transcript(request)
-        model = self._families.resolve(
-            request.model, request.options, temperature=request.temperature
-        )
+        client, name, options = self._provider(request)
+        model = self._families.resolve(name, options, temperature=request.temperature)
         body = await self._body(request, model, transcript)
         try:
             if request.stream:
-                result = await self._stream(body)
+                result = await self._stream(client, body)
             else:
-                result = await self._complete(body)
+                result = await self._complete(client, body)
         except openai.OpenAIError as err:
             raise llm_error_to_application_error(err) from err
         # Bounded before it is stored or returned: an oversize turn could not be recorded.
@@ -111,6 +125,18 @@ class LLMActivities:
                 request.base_ref, [*request.messages, result.message]
             )
         return result
+
+    def _provider(self, request: LLMRequest) -> tuple[AsyncOpenAI, str, ModelOptions | None]:
+        """The client that serves the request's model, the name it knows, the options.
+
+        A named provider's default options come first; the agent's own override them.
+        """
+        split = split_model(request.model, self._providers)
+        if split.provider is None:
+            return self._client, split.model, request.options
+        provider = self._providers[split.provider]
+        options = merge_options(provider.options, request.options)
+        return provider.client, split.model, options
 
     async def _transcript(self, request: LLMRequest) -> list[Message]:
         if request.base_ref is None:
@@ -200,10 +226,8 @@ class LLMActivities:
         intro = {"type": "text", "text": "Images attached by the tools above:"}
         return [{"role": "user", "content": [intro, *parts]}]
 
-    async def _complete(self, body: dict[str, Any]) -> LLMResult:
-        response = await self._client.post(
-            _PATH, cast_to=ChatCompletion, body=body, options=_OPTIONS
-        )
+    async def _complete(self, client: AsyncOpenAI, body: dict[str, Any]) -> LLMResult:
+        response = await client.post(_PATH, cast_to=ChatCompletion, body=body, options=_OPTIONS)
         if not response.choices:
             raise ApplicationError("LLM returned no choices", type=LLMErrorType.BAD_RESPONSE)
         choice = response.choices[0]
@@ -229,9 +253,9 @@ class LLMActivities:
             model=response.model,
         )
 
-    async def _stream(self, body: dict[str, Any]) -> LLMResult:
+    async def _stream(self, client: AsyncOpenAI, body: dict[str, Any]) -> LLMResult:
         acc = StreamAccumulator()
-        stream = await self._client.post(
+        stream = await client.post(
             _PATH,
             cast_to=ChatCompletion,
             body={**body, "stream": True, "stream_options": {"include_usage": True}},

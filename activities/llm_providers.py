@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from duragent.activities.models import ModelOptions
 
-__all__ = ["ProviderConfig", "split_model"]
+__all__ = ["Provider", "ProviderConfig", "ProviderModel", "split_model"]
 
 PROVIDER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
@@ -34,8 +35,8 @@ class ProviderConfig(BaseModel):
     """The environment variable holding the key (never the key itself); unset for
     servers that take any key (Ollama, vLLM)."""
     options: ModelOptions = ModelOptions()
-    """Default model options of this provider's models; the family table's and the
-    agent's own override them."""
+    """Default model options of this provider's models: they override the model-family
+    table's (:mod:`activities.providers`), and the agent's own override them."""
     timeout_seconds: float = Field(600.0, gt=0)
     """HTTP timeout of one request."""
 
@@ -64,6 +65,16 @@ class ProviderModel:
     provider: str | None
     """The configured provider; ``None`` is the worker's default one."""
     model: str
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A configured provider as the LLM activity uses it: its client and defaults."""
+
+    client: AsyncOpenAI
+    """Built by the worker with ``max_retries=0`` (Temporal owns retries)."""
+    options: ModelOptions = ModelOptions()
+    """The provider's default model options."""
 
 
 def split_model(model: str, providers: Mapping[str, object]) -> ProviderModel:
