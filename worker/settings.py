@@ -15,6 +15,7 @@ from duragent.activities.providers import ModelFamilies, PriceTable
 from duragent.activities.redact import secrets_in_environment
 from duragent.activities.tools.sandbox import DEFAULT_LANG, DEFAULT_TERM, SANDBOX_PATH, SandboxMode
 from duragent.worker.cli_args import split_module_names
+from duragent.worker.config_file import ConfigFile, config_path, load_config_file
 
 DEFAULT_TASK_QUEUE = "duragent"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -126,6 +127,9 @@ class Settings:
     """``DURAGENT_LOAD=mypkg.tasks,mypkg.tools`` (or ``duragent worker --load``): modules
     a worker imports at start; the tools (``activities.tools.tool``) and graph tasks
     (``activities.tasks.task``) defined in them join its built-in ones."""
+    config: ConfigFile = field(default_factory=ConfigFile)
+    """``DURAGENT_CONFIG`` (default ``./duragent.toml`` when present): named model
+    providers and MCP servers (see :mod:`worker.config_file`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -157,6 +161,7 @@ class Settings:
                 *(workspace_store.secrets if workspace_store else ()),
             ),
             load=_modules(env, "DURAGENT_LOAD"),
+            config=_config(env),
         )
 
 
@@ -169,6 +174,13 @@ def _table(env: Mapping[str, str], name: str, load: Callable[[str | None], _T]) 
         return load(path)
     except ValueError as err:
         raise SettingsError(f"{name}: {err}") from None
+
+
+def _config(env: Mapping[str, str]) -> ConfigFile:
+    try:
+        return load_config_file(config_path(env))
+    except ValueError as err:
+        raise SettingsError(f"DURAGENT_CONFIG: {err}") from None
 
 
 def _object_store(env: Mapping[str, str]) -> ObjectStoreConfig | None:
