@@ -45,7 +45,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -59,6 +59,7 @@ from duragent.activities.models import (
     ToolSpec,
     ToolStatus,
 )
+from duragent.activities.tools._signature import adapt_function
 from duragent.activities.tools.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -167,7 +168,25 @@ class Tool(Generic[ArgsT]):
         }
 
 
+@overload
+def tool(function: Callable[..., Any], /) -> Tool[Any]: ...
+
+
+@overload
 def tool(
+    *,
+    name: str | None = None,
+    timeout: timedelta = ...,
+    heartbeat: timedelta | None = None,
+    max_attempts: int = 3,
+    approval: ApprovalMode = ApprovalMode.NEVER,
+    host_affine: bool = False,
+) -> Callable[[Callable[..., Any]], Tool[Any]]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
     *,
     name: str | None = None,
     timeout: timedelta = timedelta(seconds=60),
@@ -175,10 +194,22 @@ def tool(
     max_attempts: int = 3,
     approval: ApprovalMode = ApprovalMode.NEVER,
     host_affine: bool = False,
-) -> Callable[[ToolFunction[ArgsT]], Tool[ArgsT]]:
-    """Declare a tool from a typed async function ``(args: Model, ctx: ToolContext)``.
+) -> Tool[Any] | Callable[[Callable[..., Any]], Tool[Any]]:
+    """Declare a tool from a typed function, as ``@tool`` or ``@tool(timeout=...)``.
+
+    Two shapes of function are accepted:
+
+    - plain typed parameters, ``async def add(a: int, b: int) -> str``: the arguments'
+      model is built from the signature (descriptions from the docstring's ``Args:``);
+      a parameter annotated ``ToolContext`` gets the call's context. A function that is
+      not ``async`` runs in a thread, so it never blocks the worker's event loop;
+    - one pydantic model and the context, ``async def f(args: Model, ctx: ToolContext)``.
+
+    The result is text for the model, a :class:`ToolOutput`, or any value pydantic can
+    write as JSON (a model, a dict, a number), which the model reads as JSON.
 
     Args:
+        function: The function, when used bare (``@tool``).
         name: Name offered to the model; defaults to the function's name.
         timeout: Start-to-close timeout of one attempt.
         heartbeat: Heartbeat timeout for long tools (they call ``ctx.heartbeat``).
@@ -189,15 +220,16 @@ def tool(
             local copy of its files) rather than on any worker.
 
     Returns:
-        A decorator that turns the function into a :class:`Tool`.
+        The :class:`Tool` (bare use), or a decorator that makes one.
     """
 
-    def wrap(function: ToolFunction[ArgsT]) -> Tool[ArgsT]:
+    def wrap(function: Callable[..., Any]) -> Tool[Any]:
+        args_model, call = adapt_function(function, context_type=ToolContext, keep=_KEEP)
         return Tool(
             name=name or function.__name__,
             description=_description(function),
-            args_model=_args_model(function),
-            function=function,
+            args_model=args_model,
+            function=call,
             timeout=timeout,
             heartbeat=heartbeat,
             max_attempts=max_attempts,
@@ -205,7 +237,11 @@ def tool(
             host_affine=host_affine,
         )
 
-    return wrap
+    return wrap if function is None else wrap(function)
+
+
+# Results a tool function returns as they are; anything else reaches the model as JSON.
+_KEEP = (str, ToolOutput)
 
 
 def control_tool(name: str, args_model: type[ArgsT], description: str) -> Tool[ArgsT]:
@@ -284,18 +320,6 @@ def _description(function: Callable[..., Any]) -> str:
             break
         paragraphs.append(" ".join(lines))
     return "\n\n".join(paragraphs) or function.__name__
-
-
-def _args_model(function: Callable[..., Any]) -> type[Any]:
-    hints = get_type_hints(function)
-    params = list(inspect.signature(function).parameters)
-    model = hints.get(params[0]) if params else None
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TypeError(
-            f"tool {function.__name__}: the first parameter must be annotated with a "
-            "pydantic model (the tool's arguments)"
-        )
-    return model
 
 
 def error_result(call: ToolCall, err: ToolError) -> ToolResult:
