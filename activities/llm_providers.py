@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -73,7 +73,7 @@ class Provider:
 
     client: AsyncOpenAI
     """Built by the worker with ``max_retries=0`` (Temporal owns retries)."""
-    options: ModelOptions = ModelOptions()
+    options: ModelOptions = field(default_factory=ModelOptions)
     """The provider's default model options."""
 
 
