@@ -14,8 +14,16 @@ worker at start. For example::
     api_key_env = "OPENAI_API_KEY"
     options = {temperature = 0.2}
 
-    [mcp.files]                                   # tools offered as "mcp:files"
+    [mcp.files]                                   # tools enabled as "mcp:files"
     command = ["python", "-m", "my_mcp_server"]
+    env = ["FILES_TOKEN"]                         # variables passed to it, by name
+
+    [mcp.github]                                  # a streamable HTTP server
+    url = "https://mcp.example.com/github"
+    headers_env = {Authorization = "GITHUB_MCP_AUTH"}
+    approval = "always"
+
+(see :mod:`~duragent.activities.tools.mcp_config` for every field of an MCP table)
 
 Each table is checked when the worker starts; a mistake is one clear line
 (:class:`~duragent.worker.settings.SettingsError`), never a failed agent later.
@@ -27,10 +35,10 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from duragent.activities.llm_providers import ProviderConfig
-from duragent.activities.tools.mcp_config import McpServerConfig
+from duragent.activities.tools.mcp_config import SERVER_NAME, McpServerConfig
 
 DEFAULT_CONFIG = "duragent.toml"
 
@@ -44,6 +52,17 @@ class ConfigFile(BaseModel):
     """Named OpenAI-compatible endpoints; an agent picks one with ``provider:model``."""
     mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
     """Named MCP servers whose tools agents enable with ``mcp:SERVER``."""
+
+    @field_validator("mcp")
+    @classmethod
+    def _server_names(cls, value: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+        for name in value:
+            if not SERVER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"server name {name!r} must be 1-32 of letters, digits, '_' and '-' "
+                    "(it becomes part of tool names)"
+                )
+        return value
 
 
 def config_path(env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
@@ -75,4 +94,6 @@ def load_config_file(path: Path | None) -> ConfigFile:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+        # pydantic words a validator's own message "Value error, ..."; the message is ours.
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{path}: {where}: {message}") from None

@@ -13,6 +13,7 @@ from typing import TypeVar
 from duragent.activities.objectstore import ObjectStoreConfig
 from duragent.activities.providers import ModelFamilies, PriceTable
 from duragent.activities.redact import secrets_in_environment
+from duragent.activities.tools.mcp_config import variable_values
 from duragent.activities.tools.sandbox import DEFAULT_LANG, DEFAULT_TERM, SANDBOX_PATH, SandboxMode
 from duragent.worker.cli_args import split_module_names
 from duragent.worker.config_file import ConfigFile, config_path, load_config_file
@@ -130,6 +131,9 @@ class Settings:
     config: ConfigFile = field(default_factory=ConfigFile)
     """``DURAGENT_CONFIG`` (default ``./duragent.toml`` when present): named model
     providers and MCP servers (see :mod:`worker.config_file`)."""
+    mcp_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Values of the worker variables the MCP servers name (their ``env`` and
+    ``headers_env``), read once at start; nothing else of the environment reaches them."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -139,6 +143,8 @@ class Settings:
             raise SettingsError("DURAGENT_TASK_QUEUE is empty")
         object_store = _object_store(env)
         workspace, workspace_store = _workspace(env)
+        config = _config(env)
+        mcp_env, headers = _mcp_env(config, env)
         return cls(
             task_queue=task_queue,
             workspace=workspace,
@@ -159,9 +165,11 @@ class Settings:
                 *secrets_in_environment(env, _names(env, "DURAGENT_SECRET_ENV")),
                 *(object_store.secrets if object_store else ()),
                 *(workspace_store.secrets if workspace_store else ()),
+                *headers,
             ),
             load=_modules(env, "DURAGENT_LOAD"),
-            config=_config(env),
+            config=config,
+            mcp_env=mcp_env,
         )
 
 
@@ -181,6 +189,31 @@ def _config(env: Mapping[str, str]) -> ConfigFile:
         return load_config_file(config_path(env))
     except ValueError as err:
         raise SettingsError(f"DURAGENT_CONFIG: {err}") from None
+
+
+def _mcp_env(config: ConfigFile, env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The MCP servers' variables, and the header values among them (always secrets)."""
+    values, problems = variable_values(config.mcp, env)
+    if problems:
+        raise SettingsError(f"DURAGENT_CONFIG: {problems[0]}")
+    headers = [values[v] for s in config.mcp.values() for v in s.headers_env.values()]
+    return values, headers
+
+
+def _provider_keys(config: ConfigFile, env: Mapping[str, str]) -> dict[str, str]:
+    """Each provider's key from the variable it names; a named but unset one is an error."""
+    keys: dict[str, str] = {}
+    for name, provider in config.providers.items():
+        if provider.api_key_env is None:
+            continue
+        key = env.get(provider.api_key_env, "").strip()
+        if not key:
+            raise SettingsError(
+                f"provider {name!r}: {provider.api_key_env} is not set "
+                "(its api_key_env names it in DURAGENT_CONFIG)"
+            )
+        keys[name] = key
+    return keys
 
 
 def _object_store(env: Mapping[str, str]) -> ObjectStoreConfig | None:
