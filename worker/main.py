@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,15 +19,18 @@ from openai import AsyncOpenAI
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from duragent.activities.llm_providers import Provider
 from duragent.activities.tools import Tool
 from duragent.activities.tools.background import BackgroundCommands
 from duragent.activities.tools.mirror import WorkspaceMirrors
 from duragent.activities.tools.sandbox import SandboxMode
+from duragent.worker.agents import Agent, agent_tools
 from duragent.worker.plugin import (
     DuragentPlugin,
     agent_workspace,
     blob_store,
     build_openai_client,
+    build_provider_clients,
     host_activities,
     host_queue_name,
     load_modules,
@@ -102,9 +105,22 @@ async def agent_worker(
 
 @asynccontextmanager
 async def agent_workers(
-    client: Client, settings: Settings, *, tools: Sequence[Tool[Any]] | None = None
+    client: Client,
+    settings: Settings,
+    *,
+    tools: Sequence[Tool[Any]] | None = None,
+    extra_tools: Sequence[Tool[Any]] = (),
+    agents: Sequence[Agent[Any]] = (),
 ) -> AsyncIterator[AgentWorkers]:
-    """:func:`agent_worker`, yielding both of the process's workers (see AgentWorkers)."""
+    """:func:`agent_worker`, yielding both of the process's workers (see AgentWorkers).
+
+    Args:
+        client: The Temporal client (with duragent's plugin).
+        settings: The process's settings.
+        tools: The tools offered, in place of the built-in set.
+        extra_tools: Tools offered besides ``tools`` (or the built-in set).
+        agents: Agent definitions: listed to clients, their tools registered.
+    """
     sandbox = shell_sandbox(settings.shell)
     if sandbox.mode is SandboxMode.NONE and settings.shell.sandbox is None:
         log.warning(
@@ -116,9 +132,21 @@ async def agent_workers(
         BackgroundCommands(sandbox=sandbox) as background,
         _local_copies(settings) as mirrors,
     ):
-        async with build_openai_client(settings.llm) as llm_client:
+        async with AsyncExitStack() as clients:
+            llm_client = await clients.enter_async_context(build_openai_client(settings.llm))
+            providers = build_provider_clients(settings)
+            for provider in providers.values():
+                await clients.enter_async_context(provider.client)
             workers = build_workers(
-                client, settings, llm_client, tools=tools, background=background, mirrors=mirrors
+                client,
+                settings,
+                llm_client,
+                tools=tools,
+                extra_tools=extra_tools,
+                agents=agents,
+                providers=providers,
+                background=background,
+                mirrors=mirrors,
             )
             # The host queue is served before any run can claim it, and after the last
             # shared-queue task: shell calls in flight finish within the graceful timeout.
@@ -141,13 +169,17 @@ def build_workers(
     llm_client: AsyncOpenAI,
     *,
     tools: Sequence[Tool[Any]] | None = None,
+    extra_tools: Sequence[Tool[Any]] = (),
+    agents: Sequence[Agent[Any]] = (),
+    providers: Mapping[str, Provider] | None = None,
     background: BackgroundCommands | None = None,
     mirrors: WorkspaceMirrors | None = None,
 ) -> AgentWorkers:
     """The worker for the agent workflow and its activities, and its host-queue worker.
 
     The modules ``settings.load`` names are imported here: their tools join ``tools``
-    (the built-in set when ``None``), their tasks are what graphs' task nodes run.
+    (the built-in set when ``None``), their tasks are what graphs' task nodes run, and
+    their agent definitions join ``agents``, whose tools are registered too.
 
     Raises:
         ModuleLoadError: A module to load cannot be imported, or clashes.
@@ -157,11 +189,14 @@ def build_workers(
     if settings.load:
         log.info("%s", loaded.summary())
     identity, host_queue = worker_identity(settings.task_queue)
+    definitions = [*agents, *(a for a in loaded.agents if a not in agents)]
     activities = worker_activities(
         client=llm_client,
         workspace=agent_workspace(settings),
-        tools=loaded.all_tools(tools) if loaded.tools else tools,
+        tools=loaded.all_tools(tools, [*extra_tools, *agent_tools(definitions)]),
         tasks=loaded.tasks,
+        agents=definitions,
+        providers=providers,
         background=background,
         store=blob_store(settings),
         families=settings.model_families,

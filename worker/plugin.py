@@ -11,7 +11,7 @@ import importlib.abc
 import importlib.util
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, SourceFileLoader
 from pathlib import Path
@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from duragent.activities.boundary import ActivityBoundary
 from duragent.activities.llm import LLMActivities
+from duragent.activities.llm_providers import Provider
 from duragent.activities.memory import MemoryActivities
 from duragent.activities.models import ToolKind
 from duragent.activities.objectstore import ObjectBlobStore
@@ -46,6 +47,7 @@ from duragent.activities.tools.activity import ToolActivities
 from duragent.activities.tools.background import BackgroundCommands
 from duragent.activities.tools.sandbox import SandboxMode, ShellSandbox
 from duragent.activities.tools.skills import Skills
+from duragent.worker.agents import Agent, AgentDefinitions
 from duragent.worker.settings import (
     PLACEHOLDER_API_KEY,
     LLMSettings,
@@ -54,6 +56,7 @@ from duragent.worker.settings import (
     ShellSettings,
 )
 from duragent.workflows.agent import AgentWorkflow
+from duragent.workflows.catalog import CatalogWorkflow
 from duragent.workflows.graph import GraphWorkflow
 from duragent.workflows.handler_guard import HandlerInputGuard
 
@@ -193,7 +196,7 @@ class DuragentPlugin(SimplePlugin):
         super().__init__(
             PLUGIN_NAME,
             data_converter=pydantic_data_converter,
-            workflows=[AgentWorkflow, GraphWorkflow],
+            workflows=[AgentWorkflow, GraphWorkflow, CatalogWorkflow],
             workflow_runner=workflow_runner(),
             # Malformed signal/update input is dropped or rejected, never a failed task.
             interceptors=[HandlerInputGuard()],
@@ -215,6 +218,22 @@ def build_openai_client(llm: LLMSettings) -> AsyncOpenAI:
         max_retries=0,
         timeout=llm.timeout_seconds,
     )
+
+
+def build_provider_clients(settings: Settings) -> dict[str, Provider]:
+    """One client per configured provider (``provider:model``), without SDK retries."""
+    return {
+        name: Provider(
+            client=AsyncOpenAI(
+                base_url=config.base_url,
+                api_key=settings.provider_keys.get(name) or PLACEHOLDER_API_KEY,
+                max_retries=0,
+                timeout=config.timeout_seconds,
+            ),
+            options=config.options,
+        )
+        for name, config in settings.config.providers.items()
+    }
 
 
 def worker_interceptors(settings: Settings) -> list[Interceptor]:
@@ -293,6 +312,8 @@ def worker_activities(
     host_queue: str | None = None,
     worker: str = "",
     tasks: Sequence[Callable[..., Any]] = (),
+    agents: Sequence[Agent[Any]] = (),
+    providers: Mapping[str, Provider] | None = None,
 ) -> list[Callable[..., Any]]:
     """Build the activity objects once and return their activity methods.
 
@@ -318,6 +339,9 @@ def worker_activities(
             run (see :func:`load_modules`). The task activity is registered even
             without any, so a graph naming a task this worker lacks fails at once,
             saying which tasks it has.
+        agents: Agent definitions the worker lists to clients (``duragent agents``);
+            their tools must be among ``tools``.
+        providers: Named model providers besides ``client`` (``provider:model``).
     """
     registry = ToolRegistry(default_tools() if tools is None else tools)
     if isinstance(workspace, Path):
@@ -332,6 +356,7 @@ def worker_activities(
         workspace=workspace,
         families=families,
         prices=prices,
+        providers=providers,
     )
     memory = MemoryActivities(client, transcripts=transcripts, families=families, prices=prices)
     tool_activities = ToolActivities(
@@ -344,7 +369,9 @@ def worker_activities(
         worker=worker,
     )
     task_activities = TaskActivities(TaskRegistry(tasks))
+    definitions = AgentDefinitions(agents, worker=worker)
     return [
+        definitions.list_agents,
         llm.chat,
         memory.summarize,
         task_activities.run_task,
@@ -392,18 +419,34 @@ class Loaded:
     """Tools made with ``activities.tools.tool`` found in the modules."""
     tasks: tuple[Callable[..., Any], ...] = ()
     """Functions marked with ``activities.tasks.task`` found in the modules."""
+    agents: tuple[Agent[Any], ...] = ()
+    """Agent definitions (``duragent.Agent``) found in the modules."""
 
-    def all_tools(self, tools: Sequence[Tool[Any]] | None = None) -> list[Tool[Any]]:
-        """``tools`` (the built-in set when ``None``) and the loaded ones after them."""
+    def all_tools(
+        self, tools: Sequence[Tool[Any]] | None = None, extra: Sequence[Tool[Any]] = ()
+    ) -> list[Tool[Any]] | None:
+        """``tools`` (the built-in set when ``None``), then ``extra`` and the loaded ones.
+
+        ``None`` when there is nothing to add to ``None`` (the worker's default), each
+        tool once; two different tools of one name are refused by the registry.
+        """
+        added = [*extra, *self.tools]
+        if not added:
+            return None if tools is None else list(tools)
         base = default_tools() if tools is None else list(tools)
-        return base + [t for t in self.tools if not any(t is b for b in base)]
+        out = list(base)
+        for t in added:
+            if not any(t is b for b in out):
+                out.append(t)
+        return out
 
     def summary(self) -> str:
         """One line for the worker's log: the modules and what each brought."""
         tasks = ", ".join(TaskRegistry(self.tasks).refs) or "none"
         tools = ", ".join(t.name for t in self.tools) or "none"
+        agents = ", ".join(a.name for a in self.agents) or "none"
         names = ", ".join(m.__name__ for m in self.modules)
-        return f"loaded {names}: tasks {tasks}; tools {tools}"
+        return f"loaded {names}: agents {agents}; tasks {tasks}; tools {tools}"
 
 
 def load_modules(names: Sequence[str]) -> Loaded:
@@ -437,7 +480,13 @@ def load_modules(names: Sequence[str]) -> Loaded:
         TaskRegistry(tasks)
     except ValueError as err:
         raise ModuleLoadError(f"{', '.join(names)}: {err}") from None
-    return Loaded(modules=modules, tools=tuple(tools.values()), tasks=tuple(tasks))
+    agents = {id(v): v for m in modules for v in vars(m).values() if isinstance(v, Agent)}
+    return Loaded(
+        modules=modules,
+        tools=tuple(tools.values()),
+        tasks=tuple(tasks),
+        agents=tuple(agents.values()),
+    )
 
 
 def _import(name: str) -> ModuleType:

@@ -134,6 +134,14 @@ class Settings:
     mcp_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Values of the worker variables the MCP servers name (their ``env`` and
     ``headers_env``), read once at start; nothing else of the environment reaches them."""
+    provider_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The configured providers' API keys, read from the variables their
+    ``api_key_env`` names: in the worker's memory only, redacted like the LLM key."""
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when LLM calls have somewhere to go: the default provider or named ones."""
+        return self.llm.configured or bool(self.config.providers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -145,6 +153,7 @@ class Settings:
         workspace, workspace_store = _workspace(env)
         config = _config(env)
         mcp_env, headers = _mcp_env(config, env)
+        keys = _provider_keys(config, env)
         return cls(
             task_queue=task_queue,
             workspace=workspace,
@@ -166,10 +175,12 @@ class Settings:
                 *(object_store.secrets if object_store else ()),
                 *(workspace_store.secrets if workspace_store else ()),
                 *headers,
+                *keys.values(),
             ),
             load=_modules(env, "DURAGENT_LOAD"),
             config=config,
             mcp_env=mcp_env,
+            provider_keys=keys,
         )
 
 

@@ -309,6 +309,9 @@ class AgentInput(BaseModel):
     not match goes back to it as a tool error, and a matching one is the result's
     :attr:`AgentResult.output`. At most 16 KiB, local ``$ref`` only; a schema that
     cannot be used fails the run at its start (``InvalidOutputSchema``)."""
+    agent: str | None = Field(None, max_length=200)
+    """The name of the definition (``duragent.Agent``) the run was started from; the
+    input holds all of it, so the run never depends on the definition again."""
 
     @field_validator("workspace")
     @classmethod
