@@ -132,6 +132,16 @@ class ModelOptions(BaseModel):
     ``chat_template_kwargs``, GLM's ``thinking``)."""
 
 
+class TokenStream(BaseModel):
+    """How an LLM call publishes its text as live ``token`` events (:mod:`activities.events`)."""
+
+    cycle: int = 0
+    """The agent's cycle the call belongs to."""
+    batch_seconds: float = Field(0.25, gt=0, le=60)
+    """How long text is gathered before it is published: each batch is one signal to
+    the workflow (one history event), however many tokens it holds."""
+
+
 class LLMRequest(BaseModel):
     """Input of the LLM activity."""
 
@@ -160,6 +170,9 @@ class LLMRequest(BaseModel):
     ``_task_finish`` entry of this call then requires an ``output`` matching it (the
     registry's shared entries stay as they are). It travels with every call, so the
     workflow bounds its size when the agent starts."""
+    events: TokenStream | None = None
+    """Publish the streamed text as ``token`` events to the calling workflow's stream
+    (``None``: publish nothing, as runs started before live events)."""
 
 
 class LLMResult(BaseModel):

@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 from duragent.activities.llm_providers import Provider
 from duragent.activities.tools import Tool
 from duragent.activities.tools.background import BackgroundCommands
+from duragent.activities.tools.mcp import McpServers
 from duragent.activities.tools.mirror import WorkspaceMirrors
 from duragent.activities.tools.sandbox import SandboxMode
 from duragent.worker.agents import Agent, agent_tools
@@ -34,6 +35,7 @@ from duragent.worker.plugin import (
     host_activities,
     host_queue_name,
     load_modules,
+    mcp_servers,
     share_workflow_code,
     shell_sandbox,
     worker_activities,
@@ -95,9 +97,10 @@ async def agent_worker(
 ) -> AsyncIterator[Worker]:
     """Run a worker inside the block; on exit it shuts down gracefully.
 
-    The worker owns its OpenAI-compatible client, its background commands and its local
-    copies of object-store workspaces: built here, closed after the last activity has
-    finished. Yields the worker of the shared queue (its host queue runs beside it).
+    The worker owns its OpenAI-compatible client, its background commands, its local
+    copies of object-store workspaces and its MCP servers' connections (and stdio
+    servers' processes): built here, closed after the last activity has finished.
+    Yields the worker of the shared queue (its host queue runs beside it).
     """
     async with agent_workers(client, settings, tools=tools) as workers:
         yield workers.shared
@@ -137,6 +140,7 @@ async def agent_workers(
             providers = build_provider_clients(settings)
             for provider in providers.values():
                 await clients.enter_async_context(provider.client)
+            mcp = await clients.enter_async_context(mcp_servers(settings))
             workers = build_workers(
                 client,
                 settings,
@@ -147,6 +151,7 @@ async def agent_workers(
                 providers=providers,
                 background=background,
                 mirrors=mirrors,
+                mcp=mcp,
             )
             # The host queue is served before any run can claim it, and after the last
             # shared-queue task: shell calls in flight finish within the graceful timeout.
@@ -174,6 +179,7 @@ def build_workers(
     providers: Mapping[str, Provider] | None = None,
     background: BackgroundCommands | None = None,
     mirrors: WorkspaceMirrors | None = None,
+    mcp: McpServers | None = None,
 ) -> AgentWorkers:
     """The worker for the agent workflow and its activities, and its host-queue worker.
 
@@ -204,6 +210,7 @@ def build_workers(
         mirrors=mirrors,
         host_queue=host_queue,
         worker=identity,
+        mcp=mcp,
     )
     # A client made by ``worker.client.connect`` carries the plugin already, and the
     # worker inherits it; a plugin given twice would register the workflow twice.

@@ -11,7 +11,8 @@ import importlib.abc
 import importlib.util
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, SourceFileLoader
 from pathlib import Path
@@ -45,6 +46,7 @@ from duragent.activities.tools import (
 )
 from duragent.activities.tools.activity import ToolActivities
 from duragent.activities.tools.background import BackgroundCommands
+from duragent.activities.tools.mcp import McpServers
 from duragent.activities.tools.sandbox import SandboxMode, ShellSandbox
 from duragent.activities.tools.skills import Skills
 from duragent.worker.agents import Agent, AgentDefinitions
@@ -220,6 +222,24 @@ def build_openai_client(llm: LLMSettings) -> AsyncOpenAI:
     )
 
 
+@asynccontextmanager
+async def mcp_servers(settings: Settings) -> AsyncIterator[McpServers | None]:
+    """The worker's MCP servers, connected (``None`` when none are configured).
+
+    Connected before the worker polls, so its first agents find their tools listed;
+    closed after its last activity, which stops the stdio servers' processes.
+    """
+    if not settings.config.mcp:
+        yield None
+        return
+    servers = McpServers(settings.config.mcp, settings.mcp_env)
+    try:
+        await servers.start()
+        yield servers
+    finally:
+        await servers.close()
+
+
 def build_provider_clients(settings: Settings) -> dict[str, Provider]:
     """One client per configured provider (``provider:model``), without SDK retries."""
     return {
@@ -314,6 +334,7 @@ def worker_activities(
     tasks: Sequence[Callable[..., Any]] = (),
     agents: Sequence[Agent[Any]] = (),
     providers: Mapping[str, Provider] | None = None,
+    mcp: McpServers | None = None,
 ) -> list[Callable[..., Any]]:
     """Build the activity objects once and return their activity methods.
 
@@ -342,8 +363,12 @@ def worker_activities(
         agents: Agent definitions the worker lists to clients (``duragent agents``);
             their tools must be among ``tools``.
         providers: Named model providers besides ``client`` (``provider:model``).
+        mcp: The worker's MCP servers (see :func:`mcp_servers`): their tools join the
+            registry under names that never take one of ``tools``'.
     """
-    registry = ToolRegistry(default_tools() if tools is None else tools)
+    registry = ToolRegistry(default_tools() if tools is None else tools, source=mcp)
+    if mcp is not None:
+        mcp.reserve(registry.names)
     if isinstance(workspace, Path):
         workspace.mkdir(parents=True, exist_ok=True)
         workspace = LocalWorkspace(workspace)
@@ -367,6 +392,7 @@ def worker_activities(
         mirrors=mirrors,
         host_queue=host_queue,
         worker=worker,
+        mcp=mcp,
     )
     task_activities = TaskActivities(TaskRegistry(tasks))
     definitions = AgentDefinitions(agents, worker=worker)

@@ -10,7 +10,7 @@ that runs it dies (Temporal's pattern for worker-specific task queues).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -33,24 +33,30 @@ from duragent.activities.models import (
     WatchRequest,
     WatchResult,
 )
+from duragent.activities.tools._mcp_names import MCP_SCHEME
 from duragent.activities.tools.artifacts import offload
 from duragent.activities.tools.background import BackgroundCommands
+from duragent.activities.tools.mcp import Expansion
 from duragent.activities.tools.registry import (
+    Tool,
     ToolContext,
     ToolOutput,
     ToolRegistry,
     error_result,
-    parse_arguments,
 )
 from duragent.activities.tools.shell import sync_back
 from duragent.activities.tools.skills import Skills
 from duragent.activities.tools.workspace import Workspace
 
 if TYPE_CHECKING:
+    from duragent.activities.tools.mcp import McpServers
     from duragent.activities.tools.mirror import WorkspaceMirrors
 
 BACKGROUND_LOST = "BackgroundLost"
 """Failure type of a watch whose command this worker does not know."""
+MCP_UNAVAILABLE = "McpUnavailable"
+"""Failure type of a tool listing whose MCP server cannot be reached: retried, and the
+run fails saying so when it still cannot be."""
 HOST_SHUTDOWN = "HostShutdown"
 """Failure type of a watch whose worker is shutting down (a deploy, a scale-in): the
 command is stopped with it, and the run moves its shell to another worker."""
@@ -72,6 +78,8 @@ class ToolActivities:
         host_queue: This worker's own task queue, where runs send their shell work
             (see the module); ``None`` when the worker runs none.
         worker: Who this worker is (host and process), for operators.
+        mcp: The worker's MCP servers, whose tools agents enable with ``mcp:SERVER``;
+            the registry's source of those tools. The worker owns and closes it.
     """
 
     def __init__(
@@ -84,8 +92,10 @@ class ToolActivities:
         mirrors: WorkspaceMirrors | None = None,
         host_queue: str | None = None,
         worker: str = "",
+        mcp: McpServers | None = None,
     ) -> None:
         self._registry = registry
+        self._mcp = mcp
         self._workspace = workspace
         self._background = background
         self._skills = skills
@@ -101,11 +111,32 @@ class ToolActivities:
         registry stays the single source of truth and replay stays deterministic.
         """
         names = self._registry.names if request.enabled is None else request.enabled
-        tools = [t.spec() for n in names if (t := self._registry.get(n)) is not None]
-        unknown = [n for n in names if self._registry.get(n) is None]
+        own = [n for n in names if not n.startswith(MCP_SCHEME)]
+        tools = [t.spec() for n in own if (t := self._registry.get(n)) is not None]
+        unknown = [n for n in own if self._registry.get(n) is None]
+        mcp_tools = await self._expand([n for n in names if n.startswith(MCP_SCHEME)])
+        offered = {t.name for t in tools}
+        tools += [t.spec() for t in mcp_tools.tools if t.name not in offered]
         found = await self._skills.list_skills() if self._skills is not None else []
         skills = [SkillSummary(name=s.name, description=s.description) for s in found]
-        return DescribeToolsResult(tools=tools, unknown=unknown, skills=skills)
+        return DescribeToolsResult(
+            tools=tools,
+            unknown=[*unknown, *mcp_tools.unknown],
+            skills=skills,
+            mcp_tools=mcp_tools.sources,
+        )
+
+    async def _expand(self, entries: list[str]) -> Expansion:
+        """The tools of an agent's ``mcp:`` entries (see ``McpServers.expand``)."""
+        if not entries:
+            return Expansion(tools=[], unknown=[], sources={})
+        if self._mcp is None:
+            why = "this worker has no MCP servers; declare them in its duragent.toml"
+            return Expansion(tools=[], unknown=[f"{e} ({why})" for e in entries], sources={})
+        try:
+            return await self._mcp.expand(entries)
+        except ToolError as err:  # unreachable now: Temporal tries again, then the run fails
+            raise ApplicationError(str(err), type=MCP_UNAVAILABLE) from None
 
     @activity.defn(name="duragent.run_tool")
     async def run_tool(self, request: ToolRequest) -> ToolResult:
@@ -144,11 +175,11 @@ class ToolActivities:
         self, request: ValidateArgumentsRequest
     ) -> ValidateArgumentsResult:
         """Check arguments against a tool's model without running it (for edits)."""
-        tool = self._registry.get(request.tool)
-        if tool is None:
-            return ValidateArgumentsResult(error=f"unknown tool {request.tool!r}")
         try:
-            parse_arguments(request.tool, tool.args_model, request.arguments)
+            tool = await self._find(request.tool)
+            if tool is None:
+                return ValidateArgumentsResult(error=f"unknown tool {request.tool!r}")
+            tool.parse(request.arguments)
         except ToolError as err:
             return ValidateArgumentsResult(error=str(err))
         return ValidateArgumentsResult()
@@ -217,12 +248,22 @@ class ToolActivities:
 
     async def _run(self, request: ToolRequest) -> str | ToolOutput:
         call = request.call
-        tool = self._registry.get(call.name)
+        tool = await self._find(call.name)
         if tool is None or tool.function is None or tool.kind is not ToolKind.ACTIVITY:
             raise ToolError(f"{call.name} is not a tool this worker runs", code="unknown_tool")
-        args = parse_arguments(call.name, tool.args_model, call.arguments)
+        args = tool.parse(call.arguments)
         context = self._context(call.id, request.workspace, key=request.idempotency_key)
         return await tool.function(args, context)
+
+    async def _find(self, name: str) -> Tool[Any] | None:
+        """The tool of that name, listing the MCP servers again for one not seen yet.
+
+        A run may have been described on another worker, or the server added the tool.
+        """
+        tool = self._registry.get(name)
+        if tool is None and self._mcp is not None:
+            tool = await self._mcp.find(name)
+        return tool
 
     def _context(self, call_id: str, folder: str | None, *, key: str = "") -> ToolContext:
         return ToolContext(

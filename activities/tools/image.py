@@ -88,7 +88,7 @@ async def read_image(args: ReadImageArgs, ctx: ToolContext) -> str:
             code="not_an_image",
         )
     mime, extension = kind
-    ref = await _store_artifact(workspace, data, extension)
+    ref = await store_image(workspace, data, extension)
     return f"image {info.path} ({mime}, {len(data):,} bytes) attached\n{IMAGE_REF_PREFIX}{ref}"
 
 
@@ -110,7 +110,8 @@ async def image_data_url(workspace: Workspace, ref: str) -> str:
     return f"data:{kind[0]};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-async def _store_artifact(workspace: Workspace, data: bytes, extension: str) -> str:
+async def store_image(workspace: Workspace, data: bytes, extension: str) -> str:
+    """Copy an image to its content-addressed artifact; returns the ``image-ref`` path."""
     ref = f"{ARTIFACTS_FOLDER}/{hashlib.sha256(data).hexdigest()}.{extension}"
     if not await workspace.exists(ref):  # same name, same bytes: written once
         await workspace.write_bytes(ref, data)

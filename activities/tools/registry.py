@@ -45,7 +45,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -154,6 +154,14 @@ class Tool(Generic[ArgsT]):
             host_affine=self.host_affine,
         )
 
+    def parse(self, raw: str) -> ArgsT:
+        """Parse and validate a call's raw JSON arguments (see :func:`parse_arguments`).
+
+        Raises:
+            ToolError: With code ``invalid_arguments``, saying what to fix.
+        """
+        return parse_arguments(self.name, self.args_model, raw)
+
     def openai_schema(self) -> dict[str, Any]:
         """The Chat Completions ``tools`` entry for this tool."""
         parameters = self.args_model.model_json_schema()
@@ -255,10 +263,25 @@ def control_tool(name: str, args_model: type[ArgsT], description: str) -> Tool[A
     )
 
 
-class ToolRegistry:
-    """The tools a worker offers, by name."""
+class ToolSource(Protocol):
+    """Tools a worker learns while it runs (an MCP server's), found by name."""
 
-    def __init__(self, tools: Iterable[Tool[Any]]) -> None:
+    def get(self, name: str) -> Tool[Any] | None:
+        """The tool of that name as last seen, or ``None``; never waits."""
+        ...
+
+
+class ToolRegistry:
+    """The tools a worker offers, by name.
+
+    Args:
+        tools: The worker's own tools (built-in, user-defined), fixed for its lifetime.
+        source: Tools learnt at run time (MCP servers'); a name the registry does not
+            hold is looked up there.
+    """
+
+    def __init__(self, tools: Iterable[Tool[Any]], *, source: ToolSource | None = None) -> None:
+        self._source = source
         self._tools: dict[str, Tool[Any]] = {}
         for t in tools:
             if t.name in self._tools:
@@ -271,28 +294,41 @@ class ToolRegistry:
         self._schemas: dict[tuple[str, ...], list[dict[str, Any]]] = {}
 
     def get(self, name: str) -> Tool[Any] | None:
-        """The tool of that name, or ``None``."""
-        return self._tools.get(name)
+        """The tool of that name (the worker's own, else the source's), or ``None``."""
+        found = self._tools.get(name)
+        if found is None and self._source is not None:
+            return self._source.get(name)
+        return found
 
     @property
     def names(self) -> list[str]:
-        """Registered tool names, in registration order."""
+        """Registered tool names, in registration order (the source's are not listed)."""
         return list(self._tools)
 
     def schemas(self, names: Iterable[str]) -> list[dict[str, Any]]:
         """Chat Completions tool entries for the given names (unknown names skipped).
 
         Built once per tool and per tuple of names: the entries are shared between
-        calls, so callers send them and never change them.
+        calls, so callers send them and never change them. A list with a source's tool
+        is built each time: the source may list that tool anew.
         """
         key = tuple(names)
         cached = self._schemas.get(key)
-        if cached is None:
-            cached = [self._schema_of(n) for n in key if n in self._tools]
+        if cached is not None:
+            return list(cached)
+        entries: list[dict[str, Any]] = []
+        learnt = False
+        for name in key:
+            if name in self._tools:
+                entries.append(self._schema_of(name))
+            elif (found := self.get(name)) is not None:
+                entries.append(found.openai_schema())
+                learnt = True
+        if not learnt:
             if len(self._schemas) >= _MAX_CACHED_NAME_SETS:
                 self._schemas.clear()  # bounded whatever the workflows ask for
-            self._schemas[key] = cached
-        return list(cached)
+            self._schemas[key] = entries
+        return list(entries)
 
     def _schema_of(self, name: str) -> dict[str, Any]:
         schema = self._schema.get(name)
