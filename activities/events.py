@@ -101,22 +101,36 @@ class ToolFinishedEvent(_Event):
     """The ``ToolStatus`` of the result."""
     duration_ms: int = 0
     """Workflow time from start to result."""
+    error_code: str | None = None
 
 
 class QuestionEvent(_Event):
-    """A question to a person: asked (``pending``) or answered (``resolved``)."""
+    """A question to a person: asked (``pending``) or answered (``resolved``).
+
+    An agent's ``_ask_user`` (``kind`` ``ask_user``: answer with ``duragent reply``), a
+    sub-agent's question routed through this agent (``asked_by`` names the sub-agent),
+    or a graph's gate (``kind`` ``gate``: answer with ``duragent graph decide``).
+    """
 
     type: Literal["question"] = "question"
     state: Literal["pending", "resolved"] = "pending"
+    kind: Literal["ask_user", "gate"] = "ask_user"
     id: str = ""
-    """The question id (the ``_ask_user`` call id); ``duragent reply --question``."""
+    """The question id (``reply --question-id``) or the gate id (``graph decide``)."""
     question: str = ""
+    """The question, or the gate's prompt."""
     options: list[str] | None = None
     selection: str = "free_text"
-    answer: str | list[str] | None = None
-    """The answer, once resolved."""
-    send_to: str | None = None
-    """The workflow whose ``reply`` answers it, when not this one (a sub-agent's)."""
+    asked_by: str | None = None
+    """The sub-agent that asked, when it is not this agent (answer it here all the same)."""
+    answer: JsonValue = None
+    """The answer, once resolved (``None`` for a withdrawn question)."""
+    node: str | None = None
+    """A gate's node."""
+    show: JsonValue = None
+    """What a gate shows the person deciding."""
+    answer_schema: dict[str, JsonValue] | None = None
+    """The JSON Schema a gate's answer must satisfy."""
 
 
 class ApprovalEvent(_Event):
@@ -127,11 +141,15 @@ class ApprovalEvent(_Event):
     call_id: str = ""
     tool: str = ""
     arguments: str = ""
+    """The call's raw JSON arguments."""
+    fingerprint: str = ""
+    """What ``duragent approve --fingerprint`` names to approve exactly these arguments."""
     reason: str = ""
+    """Why the call needs approval."""
     decision: str | None = None
-    """``approve``, ``reject`` or ``edit``, once resolved."""
-    send_to: str | None = None
-    """The workflow whose ``decide`` answers it, when not this one."""
+    """``approve``, ``reject`` or ``edit``, once resolved (a deadline decides too)."""
+    message: str | None = None
+    """A rejection's message to the model."""
 
 
 class CompactionEvent(_Event):
@@ -155,17 +173,19 @@ class ContinuedAsNewEvent(_Event):
 
 
 class NodeEvent(_Event):
-    """A graph node was entered or left."""
+    """A graph node's visit changed: started, waiting, done, failed or skipped."""
 
     type: Literal["node"] = "node"
     node: str = ""
-    visit: int = 0
     kind: str = ""
     """The node's kind: ``agent``, ``task``, ``graph``, ``gate`` or ``map``."""
-    state: str = ""
-    """``started``, ``finished`` or ``failed``."""
-    child_id: str | None = None
-    """The child workflow's id (an agent or graph node): subscribe to it for its events."""
+    visit: int = 0
+    """The visit's number (1 for the first)."""
+    status: str = ""
+    """The node's status (``running``, ``waiting``, ``done``, ``failed``, ``skipped``)."""
+    children: list[str] = Field(default_factory=list)
+    """Workflow ids of the child agents or graphs this visit started so far: subscribe to
+    one for its own events."""
     error: str | None = None
 
 

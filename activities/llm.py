@@ -42,6 +42,7 @@ from duragent.activities.models import (
 )
 from duragent.activities.providers import ModelFamilies, PriceTable, ResolvedModel, merge_options
 from duragent.activities.store import StoreMiss, TranscriptStore
+from duragent.activities.tokens import TokenPublisher
 from duragent.activities.tools.control import TASK_FINISH, typed_finish_tool
 from duragent.activities.tools.image import image_data_url, image_refs
 from duragent.activities.tools.registry import ToolRegistry
@@ -107,7 +108,7 @@ class LLMActivities:
         body = await self._body(request, model, transcript)
         try:
             if request.stream:
-                result = await self._stream(client, body)
+                result = await self._stream(client, body, TokenPublisher(request.events))
             else:
                 result = await self._complete(client, body)
         except openai.OpenAIError as err:
@@ -253,7 +254,9 @@ class LLMActivities:
             model=response.model,
         )
 
-    async def _stream(self, client: AsyncOpenAI, body: dict[str, Any]) -> LLMResult:
+    async def _stream(
+        self, client: AsyncOpenAI, body: dict[str, Any], tokens: TokenPublisher
+    ) -> LLMResult:
         acc = StreamAccumulator()
         stream = await client.post(
             _PATH,
@@ -265,9 +268,11 @@ class LLMActivities:
             # each of them was the larger part of a streamed call's worker CPU.
             stream_cls=AsyncStream[object],
         )
-        async with stream:
+        async with stream, tokens:
             async for chunk in stream:
+                text, reasoning = len(acc.content), len(acc.reasoning)
                 acc.add(chunk)
+                tokens.add("".join(acc.content[text:]), "".join(acc.reasoning[reasoning:]))
         return acc.result()
 
 

@@ -1,13 +1,20 @@
 """Reading the live events of an agent or a graph: what ``watch`` and ``serve`` call.
 
-A subscriber reads the workflow stream of one agent or graph (see
-:mod:`duragent.activities.events` for the event schema) from an offset on. The stream
-lives in the workflow, so it survives worker restarts, and the reader follows
-continue-as-new to the next run by itself.
+A subscriber reads the workflow stream of one agent or graph (the event schema is
+:mod:`duragent.activities.events`) from an offset on. The stream lives in the workflow,
+so it survives worker restarts, and offsets go on across continue-as-new: reading by
+the workflow id always reaches the newest run.
+
+Reads are the stream's **query**, repeated (every 50 ms while events come, backing off
+to 0.5 s while none do), not its long-poll **update**: an update is written to the
+workflow's history with its whole answer, so every reader would add every event to
+history again (``bench/stream_history.py`` measures both). A query costs the worker a
+little CPU and history nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,19 +22,47 @@ from typing import Any
 
 from pydantic import JsonValue
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
-from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.contrib.workflow_streams import PollInput, PollResult
+from temporalio.service import RPCError, RPCStatusCode
 
 from duragent.activities.events import EVENT_TYPES, TOPIC
 
-__all__ = ["EVENT_TYPES", "subscribe"]
+__all__ = ["EVENT_TYPES", "NoStream", "subscribe"]
 
-_POLL = "__temporal_workflow_stream_poll"
-"""The stream's poll query (and update), named by the stream library."""
+POLL = "__temporal_workflow_stream_poll"
+"""The stream's poll query, named by the stream library."""
+ACTIVE_PAUSE = 0.05
+"""Seconds between reads while events come (a person does not see 50 ms)."""
+IDLE_PAUSE = 0.5
+"""Seconds between reads at most while none come: each read is a query a worker answers."""
+CLOSED_CHECK = 1.0
+"""Seconds without events after which the reader asks Temporal whether the run ended."""
+QUERY_TIMEOUT = timedelta(seconds=30)
+"""How long one read may wait for a worker (after a worker died, Temporal first tries its
+sticky queue, then another worker)."""
+RETRY_PAUSE = 1.0
+"""Seconds before reading again after a read failed (no worker, a run just starting)."""
 
-POLL_COOLDOWN = timedelta(milliseconds=50)
-"""Pause between two reads when the reader is caught up: each read is a round trip to
-the worker, and a person does not see 50 ms."""
+
+_CLOSED = frozenset(
+    {
+        WorkflowExecutionStatus.COMPLETED,
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.CANCELED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.TIMED_OUT,
+    }
+)
+
+
+class NoStream(LookupError):
+    """The run publishes no events: it started before live events existed."""
 
 
 async def subscribe(
@@ -41,50 +76,88 @@ async def subscribe(
 
     Each object has ``type`` (one of :data:`EVENT_TYPES`), ``offset`` and ``agent_id``
     or ``graph_id``. The iterator follows continue-as-new, and ends after the
-    ``finished`` event (or at once past the end when ``follow`` is false).
+    ``finished`` event (or at once past the end when ``follow`` is false). A run that
+    closed without one (terminated, timed out) ends the iterator once its events are read.
 
     Args:
         client: A client with duragent's data converter.
         workflow_id: The agent's or graph's id.
-        from_offset: The first offset to return (0: from the start). An offset the
-            stream no longer keeps resumes at the oldest one it keeps.
+        from_offset: The first offset to return (0: from the start). Offsets older than
+            the stream keeps (it carries its newest events across continue-as-new)
+            resume at the oldest it keeps: the first offset returned is then larger.
         follow: Wait for new events; false returns what is there now.
 
     Yields:
         Each event's JSON object, in stream order.
+
+    Raises:
+        temporalio.service.RPCError: No workflow has this id (status ``NOT_FOUND``), or,
+            without ``follow``, Temporal or the worker could not answer.
+        NoStream: The run publishes no events.
     """
-    if not follow:
-        async for event in _read_now(client, workflow_id, from_offset):
-            yield event
-        return
-    stream = WorkflowStreamClient.create(client, workflow_id)
-    async for item in stream.subscribe(TOPIC, from_offset, poll_cooldown=POLL_COOLDOWN):
-        event = _event(item.data, item.offset)
-        yield event
-        if event.get("type") == "finished":
-            return
-
-
-async def _read_now(
-    client: Client, workflow_id: str, offset: int
-) -> AsyncIterator[dict[str, JsonValue]]:
-    """What the stream holds now, read by queries (nothing is written to history)."""
     handle = client.get_workflow_handle(workflow_id)
-    converter = client.data_converter.payload_converter
+    offset = from_offset
+    pause = ACTIVE_PAUSE
+    idle = 0.0
     while True:
-        result = await handle.query(
-            _POLL, PollInput(topics=[TOPIC], from_offset=offset), result_type=PollResult
-        )
+        result = await _read(handle, offset, retry=follow)
+        if result is None:  # a failed read, to be tried again
+            await asyncio.sleep(RETRY_PAUSE)
+            continue
         for item in result.items:
-            payload = Payload()
-            payload.ParseFromString(base64.b64decode(item.data))
-            yield _event(converter.from_payload(payload), item.offset)
+            event = _event(client, item.data, item.offset)
+            yield event
+            if event.get("type") == "finished":
+                return
         offset = result.next_offset
-        if not result.more_ready:
+        if result.more_ready:
+            continue
+        if not follow:
             return
+        if result.items:
+            pause, idle = ACTIVE_PAUSE, 0.0
+        else:
+            idle += pause
+            if idle >= CLOSED_CHECK:
+                idle = 0.0
+                if await _closed(handle):
+                    async for event in subscribe(
+                        client, workflow_id, from_offset=offset, follow=False
+                    ):
+                        yield event
+                    return
+            pause = min(pause * 2, IDLE_PAUSE)
+        await asyncio.sleep(pause)
 
 
-def _event(data: Any, offset: int) -> dict[str, JsonValue]:
-    event: dict[str, JsonValue] = dict(data)
+async def _read(handle: WorkflowHandle[Any, Any], offset: int, *, retry: bool) -> PollResult | None:
+    """One read of the stream; ``None`` when it failed and is worth retrying."""
+    try:
+        return await handle.query(
+            POLL,
+            PollInput(topics=[TOPIC], from_offset=offset),
+            result_type=PollResult,
+            rpc_timeout=QUERY_TIMEOUT,
+        )
+    except WorkflowQueryFailedError as err:
+        if POLL in err.message:  # "unknown queryType": a run without a stream
+            raise NoStream(f"{handle.id} publishes no events (it started before live events)")
+        raise
+    except RPCError as err:
+        if not retry or err.status is RPCStatusCode.NOT_FOUND:
+            raise
+        return None
+
+
+async def _closed(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the newest run of the workflow has closed (a last read follows)."""
+    return (await handle.describe()).status in _CLOSED
+
+
+def _event(client: Client, data: str, offset: int) -> dict[str, JsonValue]:
+    payload = Payload()
+    payload.ParseFromString(base64.b64decode(data))
+    decoded = client.data_converter.payload_converter.from_payload(payload)
+    event: dict[str, JsonValue] = dict(decoded) if isinstance(decoded, dict) else {}
     event["offset"] = offset
     return event

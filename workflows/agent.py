@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from duragent.workflows import activity_calls as calls
     from duragent.workflows import budgets, policy, telemetry
     from duragent.workflows import search_attributes as search
+    from duragent.workflows.events import AgentEvents
     from duragent.workflows.models import (
         ActivityPolicy,
         AgentInput,
@@ -178,6 +179,8 @@ class AgentWorkflow:
         # Only runs started with the attributes keep them current: the server of an older
         # run may not have them registered, and an upsert there would fail the task.
         self._searchable = workflow.info().typed_search_attributes.get(search.STATUS) is not None
+        published = len(carry.transcript) if input.carry else 0
+        self._events = AgentEvents(carry.events, published=published)
 
     @workflow.run
     async def run(self, input: AgentInput) -> AgentResult:
@@ -211,6 +214,8 @@ class AgentWorkflow:
             await self._shell.release()
             raise
         await self._shell.release()
+        final = self._answer if self._output is None else self._output
+        self._events.finished(self._status.value, result=final, error=self._error)
         return self._result()
 
     # --- queries -------------------------------------------------------------------
@@ -335,6 +340,7 @@ class AgentWorkflow:
                 update={"id": prefix + asked.question.id, "agent_id": asked.agent_id}
             )
             self._sub_questions[routed.id] = routed
+        self._events.sub_questions(asked.agent_id, self._sub_questions)
 
     @workflow.signal(name="reply_signal")
     def reply_signal(self, reply: ReplyInput) -> None:
@@ -469,6 +475,7 @@ class AgentWorkflow:
         for text in self._inbox:
             self._transcript.append(Message(role=Role.USER, content=text))
         self._inbox.clear()
+        self._events.messages(self._transcript, self._cycle_count)
 
     async def _call_llm(self, cycle: int) -> LLMResult:
         """The LLM call, recovering once from a full context or a lost stored transcript."""
@@ -506,6 +513,7 @@ class AgentWorkflow:
             options=self._input.model_options,
             workspace=self._workspace,
             finish_output_schema=self._input.output_schema,
+            events=self._events.tokens(cycle, self._input.llm_policy.token_batch_seconds),
         )
         self._llm_calls += 1
         return await workflow.execute_activity_method(
@@ -523,6 +531,7 @@ class AgentWorkflow:
         self._llm_attempts += turn.attempt
         self._add_usage(turn.model or self._input.model, turn.usage)
         self._last_activity = workflow.now()
+        self._events.messages(self._transcript, self._cycle_count)
 
     def _add_usage(self, model: str, usage: TokenUsage) -> None:
         self._usage = self._usage + usage
@@ -536,6 +545,7 @@ class AgentWorkflow:
         with telemetry.compaction_span(forced=force):
             memory = self._input.memory
             stored = (self._transcript_ref, self._sent)  # what the store holds of ours
+            before = len(self._transcript)
             self._transcript, _ = policy.stub_old_results(
                 self._transcript, memory.keep_recent_turns
             )
@@ -552,6 +562,7 @@ class AgentWorkflow:
                     self._add_usage(model, summary.usage)
                     self._transcript = policy.compacted(head, middle, tail, summary.summary)
             self._compactions += 1
+            self._events.compaction(self._cycle_count, before, self._transcript)
 
     async def _summarize(self, request: SummarizeRequest, middle: list[Message]) -> SummarizeResult:
         """The summary stage, by reference when it can be; inline if the store lost it."""
@@ -607,6 +618,7 @@ class AgentWorkflow:
             for c in calls
         }
         self._set_status(AgentStatus.WAITING_APPROVAL)
+        self._events.approvals(self._approvals.values())
         await self._wait(
             lambda: self._decisions.keys() >= self._approvals.keys(),
             self._input.approval.deadline_seconds,
@@ -624,6 +636,7 @@ class AgentWorkflow:
         refused: dict[str, ToolResult] = {}
         for call in calls:
             decision = self._decisions.get(call.id) or self._timeout_decision(call.id)
+            self._events.approval_resolved(call, decision)
             if decision.action is ApprovalAction.REJECT:
                 message = decision.message or "no reason given"
                 refused[call.id] = ToolResult(
@@ -669,7 +682,10 @@ class AgentWorkflow:
         if calls:
             self._doing = "tools: " + ", ".join(c.name for c in calls)
         self._tool_calls += len(calls)
-        outcomes = await asyncio.gather(*(self._run_tool(c) for c in calls))
+        cycle = self._cycle_count
+        outcomes = await asyncio.gather(
+            *(self._events.tool(c, cycle, self._run_tool(c)) for c in calls)
+        )
         return {r.call_id: r for r in outcomes}
 
     async def _run_tool(self, call: ToolCall) -> ToolResult:
@@ -701,7 +717,10 @@ class AgentWorkflow:
     # --- sub-agents ------------------------------------------------------------------
 
     async def _run_sub_tasks(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
-        outcomes = await asyncio.gather(*(self._sub_task_call(c) for c in calls))
+        cycle = self._cycle_count
+        outcomes = await asyncio.gather(
+            *(self._events.tool(c, cycle, self._sub_task_call(c)) for c in calls)
+        )
         return {r.call_id: r for r in outcomes}
 
     async def _sub_task_call(self, call: ToolCall) -> ToolResult:
@@ -801,6 +820,7 @@ class AgentWorkflow:
             results[directive.question.id] = await self._ask(directive.question)
         # Every call gets its answer, in the order the model made them.
         self._transcript.extend(policy.tool_message(results[c.id]) for c in calls)
+        self._events.messages(self._transcript, self._cycle_count)
         if directive.kind is policy.DirectiveKind.FINISH:
             self._answer = directive.answer
             self._output = directive.output
@@ -813,12 +833,14 @@ class AgentWorkflow:
         self._question = question.model_copy(update={"asked_at": workflow.now()})
         self._reply = None
         self._set_status(AgentStatus.WAITING_USER)
+        self._events.question(self._question)
         await self._tell_parent(self._question)
         answered = await self._wait(
             lambda: self._reply is not None, self._input.ask.deadline_seconds
         )
         answer = self._reply if answered and self._reply is not None else self._no_answer(question)
         self._question, self._reply = None, None
+        self._events.question(question, answer=answer, resolved=True)
         await self._tell_parent(None)
         self._set_status(AgentStatus.RUNNING)
         return ToolResult(
@@ -875,7 +897,8 @@ class AgentWorkflow:
 
     async def _continue_as_new(self) -> NoReturn:
         # A safe point: between cycles, nothing pending; let in-flight handlers finish so
-        # no update is lost across the boundary.
+        # no update is lost across the boundary (a stream reader's poll is released first).
+        self._events.detach()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if policy.carry_too_large(self._transcript, self._input.history):
             # The transcript rides in the next run's input: keep that payload well under
@@ -898,6 +921,7 @@ class AgentWorkflow:
             transcript_ref=self._transcript_ref,
             sent=self._sent,
             shell=self._shell.carry(),
+            events=self._events.carry(cycle=self._cycle_count, run=self._runs + 1),
         )
         workflow.logger.info("continuing as new after %d cycles", self._cycle_count)
         # The folder decided at the start rides along: the next run must not decide again.
@@ -927,6 +951,7 @@ class AgentWorkflow:
         self._doing = None
         if self._searchable:
             workflow.upsert_search_attributes([search.STATUS.value_set(status.value)])
+        self._events.status(status.value, self._cycle_count, self._waiting_for())
 
     def _waiting_for(self) -> str | None:
         if self._status is AgentStatus.WAITING_USER and self._question is not None:
@@ -952,6 +977,7 @@ class AgentWorkflow:
         self._cancel_reason = workflow.cancellation_reason() or "cancelled"
         self._question, self._approvals, self._decisions = None, {}, {}
         self._set_status(AgentStatus.CANCELLED)
+        self._events.finished(AgentStatus.CANCELLED.value, error=self._cancel_reason)
         await self._shell.release()
         # The cancel was delivered to the run's task once; new work may still be scheduled,
         # so the cleanup runs to completion before the run is marked Canceled.
@@ -965,6 +991,7 @@ class AgentWorkflow:
     def _fail(self, message: str, kind: str = "AgentFailed") -> NoReturn:
         self._error = message
         self._set_status(AgentStatus.FAILED)
+        self._events.finished(AgentStatus.FAILED.value, error=message)
         workflow.logger.warning("agent failed: %s", message)
         raise ApplicationError(message, type=kind, non_retryable=True)
 

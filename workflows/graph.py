@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from duragent.workflows import graph_policy as gp
     from duragent.workflows import policy, telemetry
     from duragent.workflows import search_attributes as search
+    from duragent.workflows.events import GraphEvents
     from duragent.workflows.graph_expr import ExpressionError
     from duragent.workflows.graph_models import (
         GRAPH_WORKFLOW_NAME,
@@ -107,6 +108,7 @@ class GraphWorkflow:
         self._graphs: set[str] = set()
         self._dropped = 0
         self._searchable = workflow.info().typed_search_attributes.get(search.STATUS) is not None
+        self._events = GraphEvents(carry.events if carry else None)
 
     @workflow.run
     async def run(self, input: GraphInput) -> GraphResult:
@@ -122,7 +124,9 @@ class GraphWorkflow:
             self._step += 1
             self._frontier = await self._run_step(self._frontier)
         self._set_status(GraphStatus.COMPLETED)
-        return self._result()
+        result = self._result()
+        self._events.finished(result.status.value, result=result.output)
+        return result
 
     # --- queries and the gate update -----------------------------------------------
 
@@ -247,6 +251,7 @@ class GraphWorkflow:
         view = self._nodes[name]
         if node.max_visits is not None and view.visits >= node.max_visits:
             view.status = NodeStatus.SKIPPED
+            self._events.node(view)
             telemetry.node_finished(self._spec.name, name, node.kind.value, view.status, 0.0)
             if node.on_exhausted is None:
                 self._fail(f"node {name!r} ran {node.max_visits} times (max_visits) and has no "
@@ -254,6 +259,7 @@ class GraphWorkflow:
             return [node.on_exhausted]
         view.visits += 1
         view.status, view.error, view.children = NodeStatus.RUNNING, None, []
+        self._events.node(view)
         began = workflow.now()
         with telemetry.node_span(self._spec.name, name, node.kind.value, view.visits):
             try:
@@ -266,6 +272,7 @@ class GraphWorkflow:
             else:
                 view.status = NodeStatus.DONE
         seconds = (workflow.now() - began).total_seconds()
+        self._events.node(view)
         telemetry.node_finished(self._spec.name, name, node.kind.value, view.status, seconds)
         if view.status is NodeStatus.DONE:
             return None
@@ -312,6 +319,7 @@ class GraphWorkflow:
         )
         child_id = f"{graph_id}/{key}"
         self._nodes[name].children.append(child_id)
+        self._events.node(self._nodes[name])
         self._agents.add(child_id)
         try:
             result = await workflow.execute_child_workflow(
@@ -377,6 +385,8 @@ class GraphWorkflow:
         )
         self._nodes[name].status = NodeStatus.WAITING
         self._set_status(GraphStatus.WAITING_USER)
+        self._events.node(self._nodes[name])
+        self._events.gate(self._gates[key])
         timed_out = False
         try:
             await workflow.wait_condition(
@@ -387,7 +397,8 @@ class GraphWorkflow:
             timed_out = True
         # Not in a ``finally``: an evicted run unwinds through here outside the event
         # loop, where no workflow call may be made.
-        del self._gates[key]
+        answer = self._answers.get(key) if not timed_out else gate.on_timeout
+        self._events.gate(self._gates.pop(key), answer=answer, resolved=True)
         if not self._gates:
             self._set_status(GraphStatus.RUNNING)
         if not timed_out:
@@ -427,6 +438,7 @@ class GraphWorkflow:
         assert isinstance(start, dict)
         child_id = f"{workflow.info().workflow_id}/{key}"
         self._nodes[name].children.append(child_id)
+        self._events.node(self._nodes[name])
         self._graphs.add(child_id)
         child_input = GraphInput(
             spec=sub.spec, input=start, owner=self._input.owner, model=self._input.model
@@ -466,6 +478,7 @@ class GraphWorkflow:
         )
 
     async def _continue_as_new(self) -> NoReturn:
+        self._events.detach()  # a stream reader's poll would hold the wait below
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert self._frontier is not None
         carry = GraphCarry(
@@ -474,6 +487,7 @@ class GraphWorkflow:
             nodes=self._nodes,
             step=self._step,
             runs=self._runs + 1,
+            events=self._events.carry(cycle=self._step, run=self._runs + 1),
         )
         workflow.continue_as_new(self._input.model_copy(update={"carry": carry}))
 
@@ -481,6 +495,7 @@ class GraphWorkflow:
         self._status = status
         if self._searchable:
             workflow.upsert_search_attributes([search.STATUS.value_set(status.value)])
+        self._events.status(status.value, self._step)
 
     def _child_attributes(self, model: str) -> TypedSearchAttributes | None:
         return search.at_start(model, self._input.owner) if self._searchable else None
@@ -488,6 +503,7 @@ class GraphWorkflow:
     def _fail(self, message: str, kind: str = "GraphFailed") -> NoReturn:
         self._error = message
         self._set_status(GraphStatus.FAILED)
+        self._events.finished(GraphStatus.FAILED.value, error=message)
         workflow.logger.warning("graph failed: %s", message)
         raise ApplicationError(message, type=kind, non_retryable=True)
 

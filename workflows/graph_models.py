@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field, JsonValue
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from duragent.workflows.graph_spec import GraphSpec
 
@@ -85,6 +86,8 @@ class GraphCarry(BaseModel):
     step: int = 0
     runs: int = 1
     started_at: datetime | None = None
+    events: WorkflowStreamState | None = None
+    """The live event stream's newest events, offsets and publishers."""
 
 
 class GraphInput(BaseModel):

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field, JsonValue, field_validator
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from duragent.activities.models import ApprovalMode, Message, ModelOptions, TokenUsage
 from duragent.activities.tools.control import Selection, TodoItem
@@ -81,6 +82,10 @@ class LLMPolicy(ActivityPolicy):
     max_retry_duration: timedelta = timedelta(hours=1)
     """How long a provider outage is ridden out before ``on_exhausted`` applies."""
     on_exhausted: OnRetriesExhausted = OnRetriesExhausted.FAIL
+    token_batch_seconds: float = Field(0.25, ge=0, le=60)
+    """How long streamed text is gathered before it is published as one ``token`` event
+    (one signal, one history event each); 0 publishes no tokens. Shorter shows text
+    sooner and grows history faster (see ``bench/stream_history.py``)."""
 
 
 class ProviderOutage(BaseModel):
@@ -223,6 +228,9 @@ class CarryState(BaseModel):
     """Messages of ``transcript`` already in the store under ``transcript_ref``."""
     shell: ShellCarry | None = None
     """Where the agent's shell work runs, and its background commands."""
+    events: WorkflowStreamState | None = None
+    """The live event stream's newest events, offsets and publishers (see
+    :mod:`workflows.events`)."""
 
 
 class SubAgentSpec(BaseModel):
