@@ -34,7 +34,9 @@ class Forecast(BaseModel):
 
     @field_validator("city")
     @classmethod
-    def _capitalised(cls, city: str) -> str:
+    def _known(cls, city: str) -> str:
+        if city.lower() == "atlantis":  # what no JSON Schema says: pydantic's own check
+            raise ValueError("no weather station in Atlantis")
         return city.title()
 
 
@@ -60,6 +62,7 @@ forecaster = Agent(
 
 
 NICE = {"city": "Nice", "temperature_c": 30}
+ATLANTIS = {"city": "Atlantis", "temperature_c": 12}
 
 # --- definitions, pure ------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ async def test_a_typed_agent_retries_an_invalid_output_then_returns_the_model(
         [
             {"tool_calls": [call("weather", city="lyon")]},
             {"tool_calls": [call("_task_finish", message="hot", output={"city": "lyon"})]},
+            {"tool_calls": [call("_task_finish", message="wet", output=ATLANTIS)]},
             {
                 "tool_calls": [
                     call(
@@ -145,7 +149,10 @@ async def test_a_typed_agent_retries_an_invalid_output_then_returns_the_model(
     bodies = [r.body for r in harness.requests()]
     assert "21.5 in lyon" in str(bodies[1]["messages"])
     refused = str(bodies[2]["messages"][-1]["content"])
-    assert "temperature_c" in refused and "required" in refused
+    assert "temperature_c" in refused and "required" in refused  # the schema's check
+    refused = str(bodies[3]["messages"][-1]["content"])
+    assert "not a valid Forecast" in refused  # the definition's own, with pydantic's words
+    assert "city: Value error, no weather station in Atlantis" in refused
     outcome = await handle.outcome()
     assert outcome.output == {"city": "lyon", "temperature_c": 21.5}
 

@@ -24,21 +24,25 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, cast
 
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, JsonValue, ValidationError
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 from typing_extensions import TypeVar
 
+from duragent.activities.limits import MAX_ERROR_BYTES, truncate
 from duragent.activities.models import ModelOptions, ToolKind
-from duragent.activities.tools.control import control_tools
+from duragent.activities.tools.control import TASK_FINISH, control_tools
 from duragent.activities.tools.registry import Tool
 from duragent.workflows.catalog import (
+    CHECK_OUTPUT,
     LIST_AGENTS,
     AgentCatalog,
     AgentSpec,
     CatalogRequest,
     CatalogWorkflow,
+    OutputCheck,
+    OutputCheckRequest,
 )
 from duragent.workflows.models import (
     AgentInput,
@@ -296,6 +300,31 @@ class AgentDefinitions:
             a for a in self._agents.values() if request.name is None or a.name == request.name
         ]
         return AgentCatalog(agents=[a.spec(worker=self._worker) for a in chosen])
+
+    @activity.defn(name=CHECK_OUTPUT)
+    async def check_output(self, request: OutputCheckRequest) -> OutputCheck:
+        """Validate a finished run's output with its definition's output type."""
+        agent = self._agents.get(request.agent)
+        if agent is None or agent.output_type is None:
+            return OutputCheck()
+        try:
+            _model(agent.output_type).model_validate(request.output)
+        except ValidationError as err:
+            return OutputCheck(error=_output_refused(agent.output_type, err))
+        return OutputCheck()
+
+
+def _output_refused(output_type: type[Any], err: ValidationError) -> str:
+    """Pydantic's errors, each at its place in the output, as the model reads them."""
+    kind = output_type.__name__
+    problems = "\n".join(
+        f"- {'.'.join(str(p) for p in e['loc']) or '(output)'}: {e['msg']}" for e in err.errors()
+    )
+    return truncate(
+        f"the output is not a valid {kind}:\n{problems}\nNothing was finished. Call "
+        f"{TASK_FINISH} again with a corrected `output`.",
+        MAX_ERROR_BYTES,
+    )
 
 
 async def agent_catalog(client: Client, task_queue: str, name: str | None = None) -> AgentCatalog:

@@ -78,6 +78,7 @@ PASSTHROUGH_MODULES = (
     "duragent.workflows._expr_syntax",
     "duragent.workflows.activity_calls",
     "duragent.workflows.budgets",
+    "duragent.workflows.catalog",
     "duragent.workflows.graph_expr",
     "duragent.workflows.graph_models",
     "duragent.workflows.graph_policy",
@@ -398,6 +399,7 @@ def worker_activities(
     definitions = AgentDefinitions(agents, worker=worker)
     return [
         definitions.list_agents,
+        definitions.check_output,
         llm.chat,
         memory.summarize,
         task_activities.run_task,

@@ -57,10 +57,11 @@ with workflow.unsafe.imports_passed_through():
         BatchSubTasksArgs,
         CreateSubTaskArgs,
         TodoItem,
+        TypedTaskFinishArgs,
     )
     from duragent.activities.tools.registry import error_result, parse_arguments
     from duragent.workflows import activity_calls as calls
-    from duragent.workflows import budgets, policy, telemetry
+    from duragent.workflows import budgets, catalog, policy, telemetry
     from duragent.workflows import search_attributes as search
     from duragent.workflows.events import AgentEvents
     from duragent.workflows.models import (
@@ -457,6 +458,7 @@ class AgentWorkflow:
                 self._todos,
                 output_schema=self._input.output_schema,
             )
+            control = await self._definition_checked(control)
             if control.todos is not None:
                 self._todos = control.todos
             results, delegated = await asyncio.gather(
@@ -469,6 +471,16 @@ class AgentWorkflow:
             await self._apply(policy.decide(calls, control), calls, results)
             if control.compress:
                 await self._compact(force=True)
+
+    async def _definition_checked(self, control: policy.ControlOutcome) -> policy.ControlOutcome:
+        """A typed finish of a run started from a definition, checked by its type too."""
+        finish, agent = control.finish, self._input.agent
+        if agent is None or not isinstance(finish, TypedTaskFinishArgs):
+            return control
+        if not workflow.patched(catalog.DEFINITION_OUTPUT_PATCH):
+            return control
+        verdict = await catalog.definition_verdict(agent, finish.output)
+        return control if verdict.error is None else policy.refuse_finish(control, verdict.error)
 
     def _fold_inbox(self) -> None:
         # A safe point: no tool is mid-flight and the next prompt is not built yet.

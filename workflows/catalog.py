@@ -16,6 +16,7 @@ from datetime import timedelta
 from pydantic import BaseModel, Field, JsonValue
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from duragent.workflows.models import AgentInput
@@ -76,3 +77,46 @@ class CatalogWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=2),
         )
         return catalog
+
+
+# --- a definition's own validation of a typed output -----------------------------------
+
+DEFINITION_OUTPUT_PATCH = "definition-output-check"
+"""Runs started from a definition have their output validated by its type, too."""
+CHECK_OUTPUT = "duragent.check_output"
+"""The local activity every worker registers (see ``duragent.worker.agents``)."""
+
+
+class OutputCheckRequest(BaseModel):
+    """A ``_task_finish`` output that matched the schema, for its definition's type."""
+
+    agent: str
+    output: JsonValue = None
+
+
+class OutputCheck(BaseModel):
+    """The verdict: ``error`` is what the model is told, ``None`` is a pass."""
+
+    error: str | None = None
+
+
+async def definition_verdict(agent: str, output: JsonValue) -> OutputCheck:
+    """Ask the worker's definition ``agent`` whether its output type takes ``output``.
+
+    JSON Schema cannot say everything a pydantic model checks (its validators, types
+    such as dates): the model's own validation gives the model pydantic's message. A
+    worker without the definition passes it (the schema was met); so does one whose
+    lookup fails, as the run must not hang on a check the schema already made.
+    """
+    try:
+        verdict: OutputCheck = await workflow.execute_local_activity(
+            CHECK_OUTPUT,
+            OutputCheckRequest(agent=agent, output=output),
+            result_type=OutputCheck,
+            start_to_close_timeout=_LOOKUP,
+            retry_policy=RetryPolicy(maximum_attempts=2),
+        )
+    except ActivityError as err:
+        workflow.logger.warning("output of %s not checked by its definition: %s", agent, err)
+        return OutputCheck()
+    return verdict

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -108,6 +108,8 @@ class ControlOutcome:
     """The new todo list when ``_todo_write`` was called validly."""
     compress: bool = False
     """The model asked for ``_compress_memory``."""
+    finish_call: str | None = None
+    """The id of the ``_task_finish`` call that ``finish`` came from."""
 
 
 def system_prompt(custom: str | None, started_at: datetime, sections: list[str]) -> str:
@@ -256,7 +258,7 @@ def interpret_control_calls(
         except ToolError as err:
             results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
     current = todos if new_todos is None else new_todos
-    finish = _finish(calls, current, results, output_schema)
+    finish, finish_call = _finish(calls, current, results, output_schema)
     question = _first_question(calls, results)
     if finish is not None and question is not None:
         skipped = next(c for c in calls if c.id == question.id)
@@ -269,7 +271,12 @@ def interpret_control_calls(
         compress = True
         results[call.id] = _result(call, ToolStatus.SUCCESS, "memory compressed")
     return ControlOutcome(
-        results=results, finish=finish, question=question, todos=new_todos, compress=compress
+        results=results,
+        finish=finish,
+        question=question,
+        todos=new_todos,
+        compress=compress,
+        finish_call=finish_call if finish is not None else None,
     )
 
 
@@ -278,8 +285,9 @@ def _finish(
     todos: list[TodoItem],
     results: dict[str, ToolResult],
     output_schema: dict[str, JsonValue] | None,
-) -> TaskFinishArgs | None:
+) -> tuple[TaskFinishArgs | None, str | None]:
     finish: TaskFinishArgs | None = None
+    finish_call: str | None = None
     for call in (c for c in calls if c.name == TASK_FINISH):
         try:
             if output_schema is None:
@@ -301,9 +309,29 @@ def _finish(
                 "todo_incomplete",
             )
             continue
-        finish = finish or args
+        if finish is None:
+            finish, finish_call = args, call.id
         results[call.id] = _result(call, ToolStatus.SUCCESS, "task finished")
-    return finish
+    return finish, finish_call
+
+
+def refuse_finish(control: ControlOutcome, message: str) -> ControlOutcome:
+    """``control`` with its finish refused: the model reads ``message`` and goes on."""
+    if control.finish_call is None:
+        return control
+    refused = ToolResult(
+        call_id=control.finish_call,
+        name=TASK_FINISH,
+        status=ToolStatus.ERROR,
+        content=limits.truncate(message, limits.MAX_ERROR_BYTES),
+        error_code="invalid_output",
+    )
+    return replace(
+        control,
+        finish=None,
+        finish_call=None,
+        results={**control.results, control.finish_call: refused},
+    )
 
 
 def _first_question(
