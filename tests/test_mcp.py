@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -249,15 +250,19 @@ async def test_an_mcp_tool_that_needs_approval_waits_for_a_decision(
     assert tool_messages(harness.requests()[-1].body) == ["wrote 5 characters"]
 
 
-@pytest.fixture
-async def http_server() -> AsyncIterator[str]:
-    """The test server over streamable HTTP on a free loopback port; its URL.
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@asynccontextmanager
+async def serving_http(port: int) -> AsyncIterator[str]:
+    """The test server over streamable HTTP on ``port``, for the block; its URL.
 
     It refuses any request without ``X-Test-Token: TOKEN``.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     process = await asyncio.create_subprocess_exec(
         *SERVER,
         "http",
@@ -286,6 +291,13 @@ async def http_server() -> AsyncIterator[str]:
         await process.wait()
 
 
+@pytest.fixture
+async def http_server() -> AsyncIterator[str]:
+    """The test server over streamable HTTP on a free loopback port; its URL."""
+    async with serving_http(free_port()) as url:
+        yield url
+
+
 async def test_an_http_server_gets_a_header_from_the_worker_env(
     harness: Harness, http_server: str, tmp_path: Path
 ) -> None:
@@ -311,6 +323,23 @@ async def test_an_http_server_gets_a_header_from_the_worker_env(
     finally:
         await wrong.close()
     assert err.value.code == "mcp_unavailable"
+
+
+async def test_a_server_down_at_start_is_listed_once_it_is_up() -> None:
+    port = free_port()
+    web = McpServerConfig(
+        url=f"http://127.0.0.1:{port}/mcp", headers_env={"X-Test-Token": "WEB_TOKEN"}
+    )
+    servers = McpServers({"web": web}, {"WEB_TOKEN": TOKEN})
+    try:
+        await servers.start()  # nobody listens yet: the worker starts all the same
+        assert servers.get("echo") is None
+        async with serving_http(port):
+            # A lookup lists, in the background, a server never listed before.
+            tool = await eventually(lambda: servers.get("echo"), "the late server's tools")
+    finally:
+        await servers.close()
+    assert tool.server == "web" and tool.remote_name == "echo"
 
 
 async def test_colliding_tools_are_offered_with_prefixes(

@@ -475,17 +475,13 @@ async def _dispatch(
 
 async def _why_not_found(client: Client, agent_id: str, command: str) -> str:
     """No agent with this id, or one that has ended and takes no more input."""
-    from temporalio.service import RPCError
+    from duragent.worker.agent_ops import status_of_id
 
-    from duragent.worker.client import agent_handle
-    from duragent.worker.inspection import recorded_status
-
-    try:
-        description = await agent_handle(client, agent_id).describe()
-    except RPCError:
+    how = await status_of_id(client, agent_id)
+    if how is None:
         return f"no agent with id {agent_id!r}"
     return (
-        f"agent {agent_id!r} has ended ({recorded_status(description)}); it takes no more "
+        f"agent {agent_id!r} has ended ({how}); it takes no more "
         f"input (`{command}`); see `duragent result {agent_id}`"
     )
 

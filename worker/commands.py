@@ -14,23 +14,24 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowUpdateFailedError,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import Client, WorkflowHandle
 
-from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, unknown_tools
-from duragent.worker.client import agent_handle, ensure_search_attributes, start_agent
-from duragent.worker.inspection import (
-    Handle,
+from duragent.worker.agent_ops import (
+    Ended,
     UserError,
-    ended,
+    cancel_agent,
+    send_decision,
+    send_reply,
+    send_update,
+    start,
+    steer,
+)
+from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, unknown_tools
+from duragent.worker.client import agent_handle, ensure_search_attributes
+from duragent.worker.inspection import (
     ls,
     note_missing_worker,
     pending,
-    pending_tree,
     print_result,
     result,
     status,
@@ -41,14 +42,11 @@ from duragent.worker.inspection import (
     watch,
 )
 from duragent.worker.settings import Settings
-from duragent.workflows.agent import AgentWorkflow
 from duragent.workflows.models import (
     AgentInput,
     ApprovalAction,
     ApprovalDecision,
-    ReplyInput,
     RetryInput,
-    SteerInput,
 )
 
 Command = Callable[[Client, argparse.Namespace, Settings], Awaitable[int]]
@@ -87,14 +85,7 @@ async def run(client: Client, args: argparse.Namespace, settings: Settings) -> i
         owner=args.owner or settings.owner,
         workspace=args.workspace,
     )
-    try:
-        handle = await start_agent(
-            client, input, task_queue=settings.task_queue, agent_id=args.agent_id
-        )
-    except WorkflowAlreadyStartedError as err:
-        raise UserError(
-            f"agent {args.agent_id!r} already ran; see `duragent result {args.agent_id}`"
-        ) from err
+    handle = await start(client, input, task_queue=settings.task_queue, agent_id=args.agent_id)
     print(handle.id, flush=True)
     if not args.wait:
         return EXIT_OK
@@ -104,96 +95,59 @@ async def run(client: Client, args: argparse.Namespace, settings: Settings) -> i
 
 
 async def reply(client: Client, args: argparse.Namespace, settings: Settings) -> int:
-    """Answer a pending question (update: the answer is checked before it is accepted).
-
-    The question id is always sent, looked up when not given: a reply sent twice (a
-    double click) is then rejected as stale instead of answering the next question.
-    """
-    handle = agent_handle(client, args.agent_id)
+    """Answer a pending question (update: the answer is checked before it is accepted)."""
     answer: str | list[str] = args.answer[0] if len(args.answer) == 1 else args.answer
-    question_id = args.question_id or await _only_question(client, handle)
-    accepted = await _update(
-        client,
-        handle,
-        AgentWorkflow.reply,
-        ReplyInput(answer=answer, question_id=question_id),
-        "reply rejected",
+    accepted = await send_reply(
+        client, args.agent_id, answer, args.question_id, slow=_notice_missing_worker
     )
     print(f"reply accepted for question {accepted}")
     return EXIT_OK
 
 
-async def _only_question(client: Client, handle: Handle) -> str:
-    how = await ended(handle)
-    if how is not None:
-        raise UserError(f"agent {handle.id!r} has ended ({how}); it asks nothing any more")
-    tree = await pending_tree(client, handle)
-    # Questions are answered through the agent the user named (sub-agents' questions
-    # are routed to it); deeper ones name their own agent in `duragent pending`.
-    ours = [q for q in tree.questions if q.send_to == handle.id]
-    if len(ours) == 1:
-        return ours[0].id
-    if not ours:
-        raise UserError(f"agent {handle.id!r} has no pending question (see `duragent pending`)")
-    ids = ", ".join(q.id for q in ours)
-    raise UserError(f"{len(ours)} questions are pending ({ids}); pick one with --question-id")
-
-
 async def decide(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Approve, reject or edit a pending tool call."""
-    action = ApprovalAction(args.command)
     decision = ApprovalDecision(
         call_id=args.call_id,
-        action=action,
+        action=ApprovalAction(args.command),
         message=getattr(args, "message", None),
         arguments=getattr(args, "arguments", None),
         fingerprint=getattr(args, "fingerprint", None),
     )
-    handle = agent_handle(client, args.agent_id)
-    call_id = await _update(
-        client, handle, AgentWorkflow.decide, decision, f"{args.command} rejected"
-    )
-    print(f"{action.value} recorded for call {call_id}")
+    call_id = await send_decision(client, args.agent_id, decision, slow=_notice_missing_worker)
+    print(f"{decision.action.value} recorded for call {call_id}")
     return EXIT_OK
 
 
 async def retry(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Tell an agent whose provider retries ran out to try its LLM call again."""
     handle = agent_handle(client, args.agent_id)
-    await _update(client, handle, RETRY_UPDATE, RetryInput(reason=args.reason), "retry rejected")
+    retry = RetryInput(reason=args.reason)
+    await send_update(client, handle, RETRY_UPDATE, retry, slow=_notice_missing_worker)
     print(f"retry requested for {args.agent_id}; `duragent watch {args.agent_id}` follows it")
     return EXIT_OK
 
 
 async def say(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Send a message the agent reads before its next LLM call."""
-    handle = agent_handle(client, args.agent_id)
-    await handle.signal(AgentWorkflow.say, SteerInput(message=args.message))
+    await steer(client, args.agent_id, args.message)
     print("message queued; the agent reads it before its next LLM call")
     return EXIT_OK
 
 
 async def cancel(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Request cancellation; with ``--wait``, wait until the run has stopped."""
-    handle = agent_handle(client, args.agent_id)
-    if (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING:
-        raise UserError(f"agent {args.agent_id!r} has already ended")
-    await handle.cancel(reason=args.reason or "cancelled from the CLI")
+    handle = await cancel_agent(client, args.agent_id, args.reason or "cancelled from the CLI")
     print(f"cancellation requested for {args.agent_id}")
     if args.wait:
         await print_result(client, handle, as_json=False)
     return EXIT_OK
 
 
-async def _update(client: Client, handle: Handle, update: Any, arg: Any, rejected: str) -> str:
+async def _notice_missing_worker(
+    client: Client, waiting: asyncio.Future[Any], handle: WorkflowHandle[Any, Any]
+) -> None:
     # An update waits for a worker to run its validator: say so when none polls.
-    waiting = asyncio.ensure_future(handle.execute_update(update, arg))
     await note_missing_worker(client, waiting, handle=handle)
-    try:
-        outcome: Any = await waiting
-    except WorkflowUpdateFailedError as err:
-        raise UserError(f"{rejected}: {err.cause}") from err
-    return str(outcome)
 
 
 COMMANDS: dict[str, Command] = {
@@ -217,4 +171,4 @@ COMMANDS: dict[str, Command] = {
     "trace": trace,
 }
 
-__all__ = ["COMMANDS", "EXIT_NOT_COMPLETED", "EXIT_OK", "EXIT_USAGE", "UserError"]
+__all__ = ["COMMANDS", "EXIT_NOT_COMPLETED", "EXIT_OK", "EXIT_USAGE", "Ended", "UserError"]

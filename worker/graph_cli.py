@@ -20,83 +20,59 @@ import argparse
 import asyncio
 import json
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from temporalio.client import (
     Client,
-    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import (
-    ApplicationError,
-    CancelledError,
-    TerminatedError,
-    TimeoutError,
-    WorkflowAlreadyStartedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
+from temporalio.service import RPCError
 
 from duragent.activities.tasks import TaskRegistry
+from duragent.worker.agent_ops import UserError, status_of_id
 from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, graph_file
-from duragent.worker.client import (
-    CLOSED_STATUS,
-    WORKFLOW_NAME,
-    is_not_found,
-    shown_status,
-    start_registering,
-    workflow_pollers,
+from duragent.worker.client import CLOSED_STATUS, is_not_found, workflow_pollers
+from duragent.worker.graph_ops import (
+    GraphHandle,
+    ask,
+    cancel_graph,
+    described_graph,
+    graph_pending,
+    graph_state,
+    input_problems,
+    list_graphs,
+    run_spec,
+    send_gate_answer,
+    start_graph,
 )
-from duragent.worker.graph_pending import pending_walk
 from duragent.worker.graph_render import mermaid, status_lines
-from duragent.worker.inspection import (
-    EXECUTION_FILTER,
-    QUERY_TIMEOUT,
-    NoWorker,
-    UserError,
-    listed_row,
-    note_missing_worker,
-    print_closed,
-    print_json,
-)
+from duragent.worker.inspection import note_missing_worker, print_closed, print_json
 from duragent.worker.plugin import load_modules
 from duragent.worker.settings import Settings
-from duragent.workflows import search_attributes as search
-from duragent.workflows.graph_expr import json_type
 from duragent.workflows.graph_load import load_graph
 from duragent.workflows.graph_models import (
-    GRAPH_WORKFLOW_NAME,
     GateDecision,
     GraphInput,
-    GraphPending,
     GraphResult,
     GraphStatus,
     GraphView,
 )
-from duragent.workflows.graph_spec import FieldType, GraphSpec, Node, SubgraphNodeSpec
+from duragent.workflows.graph_spec import GraphSpec, Node, SubgraphNodeSpec
 from duragent.workflows.graph_validate import GraphSpecError, Problem, validate
 
 Command = Callable[[Client, argparse.Namespace, Settings], Awaitable[int]]
-GraphHandle = WorkflowHandle[Any, GraphResult]
-T = TypeVar("T")
 
 MAX_FILE_DEPTH: Final = 16
 """Graph files naming graph files, at most this deep (a loop is reported before)."""
 STATE_TIMEOUT: Final = timedelta(seconds=5)
 """How long ``result`` waits for a failed graph's state before printing without it."""
-FINAL: Final = frozenset({GraphStatus.COMPLETED, GraphStatus.FAILED, GraphStatus.CANCELLED})
 
 
 # --- reading graph files ---------------------------------------------------------------
@@ -239,72 +215,6 @@ def _print_problems(problems: Sequence[Problem]) -> int:
 # --- starting --------------------------------------------------------------------------
 
 
-def new_graph_id() -> str:
-    """A fresh graph id (also the workflow id)."""
-    return f"graph-{uuid.uuid4().hex[:12]}"
-
-
-async def start_graph(
-    client: Client, input: GraphInput, *, task_queue: str, graph_id: str | None = None
-) -> GraphHandle:
-    """Start a graph; starting again with the id of a running graph returns that graph.
-
-    The run carries the search attributes agents get (status, model, owner), registered
-    first on a server that does not know them yet, and the graph's name and fingerprint
-    in its memo (``graph ls`` shows them).
-
-    Raises:
-        temporalio.exceptions.WorkflowAlreadyStartedError: A graph with this id already
-            ran to its end; ids are not reused, so its result stays readable.
-    """
-    attributes = search.at_start(input.model or "", input.owner)
-    graph_id = graph_id or new_graph_id()
-    return await start_registering(
-        client, lambda: _start(client, input, task_queue, graph_id, attributes)
-    )
-
-
-async def _start(
-    client: Client,
-    input: GraphInput,
-    task_queue: str,
-    graph_id: str,
-    attributes: TypedSearchAttributes,
-) -> GraphHandle:
-    spec = input.spec
-    return await client.start_workflow(
-        GRAPH_WORKFLOW_NAME,
-        input,
-        id=graph_id,
-        task_queue=task_queue,
-        result_type=GraphResult,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        static_summary=f"graph {spec.name}"
-        + (f": {spec.description[:180]}" if spec.description else ""),
-        search_attributes=attributes,
-        memo={"graph": spec.name, "fingerprint": spec.fingerprint()},
-    )
-
-
-def input_problems(spec: GraphSpec, values: Mapping[str, Any]) -> list[str]:
-    """What is wrong with ``--input`` for this graph: unknown fields, wrong JSON types."""
-    problems = []
-    fields = ", ".join(spec.state) or "none"
-    for key, value in values.items():
-        field = spec.state.get(key)
-        if field is None:
-            problems.append(f"--input: the graph has no state field {key!r} (fields: {fields})")
-            continue
-        want, got = field.type, json_type(value)
-        if want is FieldType.ANY or got == want.value:
-            continue
-        if want is FieldType.NUMBER and got == "integer":
-            continue
-        problems.append(f"--input: field {key!r} is of type {want.value}, got {got}")
-    return problems
-
-
 def prepare(args: argparse.Namespace) -> None:
     """Read and check what ``graph run`` starts, before connecting: ``args.spec``.
 
@@ -328,14 +238,8 @@ async def run(client: Client, args: argparse.Namespace, settings: Settings) -> i
         owner=args.owner or settings.owner,
         model=args.model or settings.model,
     )
-    try:
-        handle = await start_graph(
-            client, input, task_queue=settings.task_queue, graph_id=args.graph_id
-        )
-    except WorkflowAlreadyStartedError as err:
-        raise UserError(
-            f"graph {args.graph_id!r} already ran; see `duragent graph result {args.graph_id}`"
-        ) from err
+    queue = settings.task_queue
+    handle = await start_graph(client, input, task_queue=queue, graph_id=args.graph_id)
     print(handle.id, flush=True)
     if not args.wait:
         return EXIT_OK
@@ -345,74 +249,14 @@ async def run(client: Client, args: argparse.Namespace, settings: Settings) -> i
 # --- asking a graph --------------------------------------------------------------------
 
 
-def graph_handle(client: Client, graph_id: str) -> GraphHandle:
-    """Handle of an existing graph, typed for its result."""
-    return client.get_workflow_handle(graph_id, result_type=GraphResult)
-
-
-async def described_graph(
-    client: Client, graph_id: str
-) -> tuple[GraphHandle, WorkflowExecutionDescription]:
-    """The graph's handle and description; an id of another kind of run is refused.
-
-    Raises:
-        UserError: The id names an agent (or any other workflow), not a graph.
-        RPCError: No run has this id (``NOT_FOUND``).
-    """
-    handle = graph_handle(client, graph_id)
-    description = await handle.describe()
-    if description.workflow_type != GRAPH_WORKFLOW_NAME:
-        hint = (
-            f"; see `duragent status {graph_id}`"
-            if description.workflow_type == WORKFLOW_NAME
-            else ""
-        )
-        raise UserError(f"{graph_id!r} is a {description.workflow_type} run, not a graph{hint}")
-    return handle, description
-
-
-async def _ask(client: Client, handle: GraphHandle, query: str, result_type: type[T]) -> T:
-    """A query's answer; says so when no worker can give one.
-
-    Raises:
-        NoWorker: The query failed and no worker polls the graph's task queue.
-        UserError: The graph could not answer (its workflow code failed the query).
-    """
-    try:
-        answer: T = await handle.query(query, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
-    except WorkflowQueryFailedError as err:
-        raise UserError(f"graph {handle.id!r} could not answer: {err.message}") from err
-    except RPCError as err:
-        if is_not_found(err):
-            raise
-        queue = (await handle.describe()).task_queue
-        server_says = err.status is RPCStatusCode.FAILED_PRECONDITION and "poller" in err.message
-        if server_says or not await workflow_pollers(client, queue):
-            raise NoWorker(
-                f"no worker is polling task queue {queue!r}, so graph {handle.id!r} cannot "
-                f"answer; start one with `DURAGENT_TASK_QUEUE={queue} duragent worker`"
-            ) from err
-        raise UserError(
-            f"graph {handle.id!r} did not answer within {QUERY_TIMEOUT.seconds} s "
-            f"(workers poll task queue {queue!r}; are they overloaded?)"
-        ) from err
-    return answer
-
-
-def recorded_status(description: WorkflowExecutionDescription) -> str:
-    """The graph's status as Temporal's description shows it."""
-    return shown_status(description.status, description.typed_search_attributes.get(search.STATUS))
-
-
 async def why_not_found(client: Client, args: argparse.Namespace) -> str:
     """No graph with this id, or one that has ended and takes no more input."""
     graph_id = args.graph_id
-    try:
-        description = await graph_handle(client, graph_id).describe()
-    except RPCError:
+    how = await status_of_id(client, graph_id)
+    if how is None:
         return f"no graph with id {graph_id!r}"
     return (
-        f"graph {graph_id!r} has ended ({recorded_status(description)}); it takes no more "
+        f"graph {graph_id!r} has ended ({how}); it takes no more "
         f"input (`graph {args.graph_command}`); see `duragent graph result {graph_id}`"
     )
 
@@ -422,26 +266,15 @@ async def why_not_found(client: Client, args: argparse.Namespace) -> str:
 
 async def status(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Print the ``status`` query: the run, each node, the open gates."""
-    handle, description = await described_graph(client, args.graph_id)
-    closed = description.status is not WorkflowExecutionStatus.RUNNING
-    try:
-        if closed and not await workflow_pollers(client, description.task_queue):
-            raise NoWorker(f"no worker polls task queue {description.task_queue!r} to answer")
-        view = await _ask(client, handle, "status", GraphView)
-    except UserError as err:
-        if not closed:
-            raise
+    state = await graph_state(client, args.graph_id)
+    if state.view is None:
         hint = f"; `duragent graph result {args.graph_id}` reads its result from history"
-        print_closed("graph", args.graph_id, description, str(err), as_json=args.json, hint=hint)
-        return EXIT_OK
-    shown = shown_status(description.status, view.status.value)
-    if args.json:
-        data = view.model_dump(mode="json")
-        data["status"] = shown
-        data["execution_status"] = description.status.name.lower() if description.status else None
-        print_json(data)
+        why = state.why or ""
+        print_closed("graph", args.graph_id, state.description, why, as_json=args.json, hint=hint)
+    elif args.json:
+        print_json(state.json())
     else:
-        print(status_lines(args.graph_id, view, status=shown))
+        print(status_lines(args.graph_id, state.view, status=state.shown))
     return EXIT_OK
 
 
@@ -455,7 +288,7 @@ async def show(client: Client, args: argparse.Namespace, settings: Settings) -> 
         raise
     spec = await run_spec(client, handle)
     try:
-        view = await _ask(client, handle, "status", GraphView)
+        view = await ask(client, handle, "status", GraphView)
     except UserError as err:
         print(f"duragent: note: node statuses unavailable ({err})", file=sys.stderr)
         print(mermaid(spec))
@@ -464,32 +297,18 @@ async def show(client: Client, args: argparse.Namespace, settings: Settings) -> 
     return EXIT_OK
 
 
-async def run_spec(client: Client, handle: GraphHandle) -> GraphSpec:
-    """The graph a run interprets: its input, from the first event of its latest run."""
-    async for event in handle.fetch_history_events(page_size=1):
-        payloads = event.workflow_execution_started_event_attributes.input.payloads
-        decoded = await client.data_converter.decode(payloads, [GraphInput])
-        input = decoded[0]
-        assert isinstance(input, GraphInput)
-        return input.spec
-    raise UserError(f"graph {handle.id!r} has no history to read its graph from")
-
-
 # --- pending and decide ----------------------------------------------------------------
 
 
 async def pending(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Print the open gates of a graph and its child graphs, and its agents' questions."""
-    handle, description = await described_graph(client, args.graph_id)
-    if description.status is not WorkflowExecutionStatus.RUNNING:
-        how = recorded_status(description)
+    found = await graph_pending(client, args.graph_id)
+    if isinstance(found, str):
         if args.json:
-            print_json({"gates": [], "questions": [], "approvals": [], "ended": how})
+            print_json({"gates": [], "questions": [], "approvals": [], "ended": found})
         else:
-            print(f"nothing pending: graph {args.graph_id} has ended ({how})")
+            print(f"nothing pending: graph {args.graph_id} has ended ({found})")
         return EXIT_OK
-    root = await _ask(client, handle, "pending", GraphPending)
-    found = await pending_walk(client, args.graph_id, root)
     if args.json:
         print_json(found.json())
     else:
@@ -499,21 +318,8 @@ async def pending(client: Client, args: argparse.Namespace, settings: Settings) 
 
 async def decide(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Answer an open gate (the ``decide`` update; the workflow checks it first)."""
-    handle, description = await described_graph(client, args.graph_id)
-    if description.status is not WorkflowExecutionStatus.RUNNING:
-        raise UserError(
-            f"graph {args.graph_id!r} has ended ({recorded_status(description)}); "
-            "its gates take no more answers"
-        )
     decision = GateDecision(gate_id=args.gate_id, answer=json.loads(args.answer))
-    waiting = asyncio.ensure_future(handle.execute_update("decide", decision, result_type=str))
-    await note_missing_worker(client, waiting, task_queue=description.task_queue)
-    try:
-        gate_id = await waiting
-    except WorkflowUpdateFailedError as err:
-        # The validator's own words, without the error type the SDK puts before them.
-        why = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause)
-        raise UserError(f"decision rejected: {why}") from err
+    gate_id = await send_gate_answer(client, args.graph_id, decision, slow=_notice_missing_worker)
     print(f"answer recorded for gate {gate_id}")
     return EXIT_OK
 
@@ -523,12 +329,8 @@ async def decide(client: Client, args: argparse.Namespace, settings: Settings) -
 
 async def cancel(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Request cancellation (running children are cancelled with it)."""
-    handle, description = await described_graph(client, args.graph_id)
-    if description.status is not WorkflowExecutionStatus.RUNNING:
-        raise UserError(
-            f"graph {args.graph_id!r} has already ended ({recorded_status(description)})"
-        )
-    await handle.cancel(reason=args.reason or "cancelled from the CLI")
+    reason = args.reason or "cancelled from the CLI"
+    handle = await cancel_graph(client, args.graph_id, reason)
     print(f"cancellation requested for {args.graph_id}")
     if args.wait:
         await _print_result(client, handle, as_json=False)
@@ -540,7 +342,7 @@ async def result(client: Client, args: argparse.Namespace, settings: Settings) -
     handle, description = await described_graph(client, args.graph_id)
     running = description.status is WorkflowExecutionStatus.RUNNING
     if running and not args.wait:
-        view = await _ask(client, handle, "status", GraphView)
+        view = await ask(client, handle, "status", GraphView)
         if args.json:
             print_json({"status": view.status.value, "running": True})
         else:
@@ -608,30 +410,19 @@ def _closed_by(err: WorkflowFailureError) -> str:
     return GraphStatus.FAILED.value
 
 
+async def _notice_missing_worker(
+    client: Client, waiting: asyncio.Future[Any], handle: WorkflowHandle[Any, Any]
+) -> None:
+    # An update waits for a worker to run its validator: say so when none polls.
+    await note_missing_worker(client, waiting, handle=handle)
+
+
 # --- listing ---------------------------------------------------------------------------
-
-
-def ls_query(status: str | None, owner: str | None) -> str:
-    """The visibility query of ``graph ls``: one row per graph (its latest run)."""
-    query = f"WorkflowType = '{GRAPH_WORKFLOW_NAME}' AND ExecutionStatus != 'ContinuedAsNew'"
-    if status in EXECUTION_FILTER:
-        query += f" AND {EXECUTION_FILTER[status]}"
-    elif status is not None:
-        query += f" AND {search.STATUS.name} = '{status}'"
-        if GraphStatus(status) not in FINAL:
-            query += " AND ExecutionStatus = 'Running'"
-    if owner:
-        escaped = owner.replace("\\", "\\\\").replace("'", "\\'")
-        query += f" AND {search.OWNER.name} = '{escaped}'"
-    return query
 
 
 async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """List graph runs from Temporal visibility (no graph is queried)."""
-    rows = []
-    async for wf in client.list_workflows(ls_query(args.status, args.owner), limit=args.limit):
-        memo = await wf.memo()
-        rows.append(listed_row(wf, graph=memo.get("graph", "")))
+    rows = await list_graphs(client, args.status, args.owner, args.limit)
     if args.json:
         print_json(rows)
         return EXIT_OK

@@ -16,8 +16,8 @@ from typing import Any, Final
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from duragent.worker.agent_ops import QUERY_TIMEOUT
 from duragent.worker.graph_render import gate_lines
-from duragent.worker.inspection import QUERY_TIMEOUT
 from duragent.worker.pending_tree import PendingItem, PendingKind, PendingTree, item_lines, walk
 from duragent.workflows.graph_models import GateView, GraphPending
 from duragent.workflows.models import PendingView

@@ -13,33 +13,40 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import Awaitable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
-    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
 )
 from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from duragent.activities.tools import TodoStatus
 from duragent.worker import render
+from duragent.worker.agent_ops import (
+    QUERY_TIMEOUT,
+    Handle,
+    NoWorker,
+    UserError,
+    agent_pending,
+    agent_state,
+    answered,
+    closed_json,
+    list_agents,
+    pending_tree,
+    status_view,
+    transcript_page,
+)
 from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK
 from duragent.worker.client import (
     CLOSED_STATUS,
     agent_handle,
-    is_not_found,
-    shown_status,
     workflow_pollers,
 )
-from duragent.worker.pending_tree import PendingTree, item_lines, tree_lines, walk
+from duragent.worker.pending_tree import item_lines, tree_lines
 from duragent.worker.settings import Settings
 from duragent.worker.telemetry import (
     Telemetry,
@@ -49,114 +56,16 @@ from duragent.worker.telemetry import (
     trace_id_of,
     where_lines,
 )
-from duragent.workflows import search_attributes as search
-from duragent.workflows.agent import WORKFLOW_NAME, AgentWorkflow
+from duragent.workflows.agent import AgentWorkflow
 from duragent.workflows.models import (
-    AgentResult,
     AgentStatus,
-    AgentView,
-    PendingView,
     TranscriptQuery,
 )
 
 WATCH_INTERVAL = 0.5  # seconds between polls of `watch`: queries are cheap, this is a person
-QUERY_TIMEOUT = timedelta(seconds=30)
-"""How long a query may wait for a worker before the CLI looks for one. Longer than a
-worker's sticky schedule-to-start timeout (3 s for duragent workers, 10 s for the SDK's
-default): after a worker died, Temporal first
-offers the query to its sticky queue, then to a live worker of the task queue."""
 NO_WORKER_NOTICE = 5.0
 """Seconds ``run --wait`` and ``result --wait`` wait before saying no worker polls."""
-EXECUTION_FILTER = {
-    "terminated": "ExecutionStatus = 'Terminated'",
-    "timed_out": "ExecutionStatus = 'TimedOut'",
-    "cancelled": f"({search.STATUS.name} = 'cancelled' OR ExecutionStatus = 'Canceled')",
-    "failed": f"({search.STATUS.name} = 'failed' OR ExecutionStatus = 'Failed')",
-}
-"""``ls --status`` values a run closed by Temporal can have without recording them."""
-
-Handle = WorkflowHandle[AgentWorkflow, AgentResult]
 T = TypeVar("T")
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line."""
-
-
-class NoWorker(UserError):
-    """No worker polls the agent's task queue, so nothing answers its queries."""
-
-
-# --- asking an agent -------------------------------------------------------------------
-
-
-async def answered(client: Client, handle: Handle, query: Awaitable[T]) -> T:
-    """Await ``query`` (a query on ``handle``); say so when no worker can answer it.
-
-    Raises:
-        NoWorker: The query failed and no worker polls the agent's task queue.
-        UserError: The agent could not answer (its workflow code failed the query).
-    """
-    try:
-        return await query
-    except WorkflowQueryFailedError as err:
-        raise UserError(f"agent {handle.id!r} could not answer: {err.message}") from err
-    except RPCError as err:
-        if is_not_found(err):
-            raise
-        queue = (await handle.describe()).task_queue
-        # The server itself says so when its pollers left ("no poller seen for task
-        # queue recently"); else a timed-out query with no poller listed means the same.
-        server_says = err.status is RPCStatusCode.FAILED_PRECONDITION and "poller" in err.message
-        if server_says or not await workflow_pollers(client, queue):
-            raise NoWorker(_no_worker(queue, handle.id)) from err
-        if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise UserError(
-                f"agent {handle.id!r} did not answer within {QUERY_TIMEOUT.seconds} s "
-                f"(workers poll task queue {queue!r}; are they overloaded?)"
-            ) from err
-        raise
-
-
-def _no_worker(queue: str, agent_id: str) -> str:
-    return (
-        f"no worker is polling task queue {queue!r}, so agent {agent_id!r} cannot answer; "
-        f"start one with `DURAGENT_TASK_QUEUE={queue} duragent worker`"
-    )
-
-
-async def ended(handle: Handle) -> str | None:
-    """How the agent ended (e.g. ``completed``, ``terminated``), or ``None`` while it runs."""
-    description = await handle.describe()
-    if description.status is WorkflowExecutionStatus.RUNNING:
-        return None
-    return recorded_status(description)
-
-
-async def status_view(client: Client, handle: Handle) -> AgentView:
-    """The ``status`` query, with the no-worker check."""
-    return await answered(
-        client, handle, handle.query(AgentWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
-    )
-
-
-async def pending_tree(client: Client, handle: Handle) -> PendingTree:
-    """The pending work of the agent and its running sub-agents."""
-    root = await answered(
-        client, handle, handle.query(AgentWorkflow.pending, rpc_timeout=QUERY_TIMEOUT)
-    )
-
-    async def query(child: str) -> PendingView:
-        return await agent_handle(client, child).query(
-            AgentWorkflow.pending, rpc_timeout=QUERY_TIMEOUT
-        )
-
-    return await walk(handle.id, root, query)
-
-
-def recorded_status(description: WorkflowExecutionDescription) -> str:
-    """The agent's status as Temporal's description shows it."""
-    return shown_status(description.status, description.typed_search_attributes.get(search.STATUS))
 
 
 def print_json(value: Any) -> None:
@@ -258,28 +167,13 @@ async def result(client: Client, args: argparse.Namespace, settings: Settings) -
 
 async def status(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Print the ``status`` query; a run closed by Temporal shows how it was closed."""
-    handle = agent_handle(client, args.agent_id)
-    description = await handle.describe()
-    closed = description.status is not WorkflowExecutionStatus.RUNNING
-    try:
-        if closed and not await workflow_pollers(client, description.task_queue):
-            # No need to wait for the query's timeout: nothing can answer it.
-            raise NoWorker(_no_worker(description.task_queue, handle.id))
-        view = await status_view(client, handle)
-    except UserError as err:
-        if not closed:
-            raise
-        # A closed run needs a worker to answer queries; Temporal still knows how it ended.
-        print_closed("agent", args.agent_id, description, str(err), as_json=args.json)
-        return EXIT_OK
-    shown = shown_status(description.status, view.status.value)
-    if args.json:
-        data = view.model_dump(mode="json")
-        data["status"] = shown
-        data["execution_status"] = description.status.name.lower() if description.status else None
-        print_json(data)
+    state = await agent_state(client, args.agent_id)
+    if state.view is None:
+        print_closed("agent", args.agent_id, state.description, state.why or "", as_json=args.json)
+    elif args.json:
+        print_json(state.json())
     else:
-        print(render.status_lines(args.agent_id, view, status=shown))
+        print(render.status_lines(args.agent_id, state.view, status=state.shown))
     return EXIT_OK
 
 
@@ -302,27 +196,19 @@ def print_closed(
         as_json: Print JSON instead of lines.
         hint: A command that reads more, appended to ``why``.
     """
-    shown = recorded_status(description)
-    closed_at = (
-        description.close_time.isoformat(timespec="seconds") if description.close_time else None
-    )
+    closed = closed_json(description, why)
     if as_json:
-        print_json({"status": shown, "closed": closed_at, "details": why})
+        print_json(closed)
         return
-    print(f"{kind + ':':<9}{run_id}\nstatus:  {shown}")
-    if closed_at:
-        print(f"closed:  {closed_at}")
+    print(f"{kind + ':':<9}{run_id}\nstatus:  {closed['status']}")
+    if closed["closed"]:
+        print(f"closed:  {closed['closed']}")
     print(f"({why}{hint})")
 
 
 async def pending(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Print what the agent and its sub-agents wait on, with the commands that act."""
-    handle = agent_handle(client, args.agent_id)
-    how = await ended(handle)
-    if how is not None:
-        tree = PendingTree(agent_id=handle.id, agents=[handle.id], ended=how)
-    else:
-        tree = await pending_tree(client, handle)
+    tree = await agent_pending(client, args.agent_id)
     if args.json:
         print_json(tree)
     else:
@@ -332,16 +218,7 @@ async def pending(client: Client, args: argparse.Namespace, settings: Settings) 
 
 async def transcript(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Print a page of the transcript."""
-    handle = agent_handle(client, args.agent_id)
-    page = await answered(
-        client,
-        handle,
-        handle.query(
-            AgentWorkflow.transcript,
-            TranscriptQuery(offset=args.offset, limit=args.limit),
-            rpc_timeout=QUERY_TIMEOUT,
-        ),
-    )
+    page = await transcript_page(client, args.agent_id, args.offset, args.limit)
     if args.json:
         print_json(page)
         return EXIT_OK
@@ -390,30 +267,9 @@ async def todos(client: Client, args: argparse.Namespace, settings: Settings) ->
 # --- listing ---------------------------------------------------------------------------
 
 
-def ls_query(status: str | None, owner: str | None) -> str:
-    """The visibility query of ``ls``: one row per agent (its latest run).
-
-    A continued-as-new run is not listed (its successor is); a status an agent records
-    while it runs (``running``, ``waiting_*``) only matches open runs, because a run that
-    Temporal closed (terminated, timed out) keeps the last one it recorded.
-    """
-    query = f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'ContinuedAsNew'"
-    if status in EXECUTION_FILTER:
-        query += f" AND {EXECUTION_FILTER[status]}"
-    elif status is not None:
-        query += f" AND {search.STATUS.name} = '{status}'"
-        if not AgentStatus(status).is_final:
-            query += " AND ExecutionStatus = 'Running'"
-    if owner:
-        query += f" AND {search.OWNER.name} = '{_quoted(owner)}'"
-    return query
-
-
 async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """List agents from Temporal visibility (no agent is queried)."""
-    rows = []
-    async for wf in client.list_workflows(ls_query(args.status, args.owner), limit=args.limit):
-        rows.append(listed_row(wf, model=wf.typed_search_attributes.get(search.MODEL) or ""))
+    rows = await list_agents(client, args.status, args.owner, args.limit)
     if args.json:
         print_json(rows)
         return EXIT_OK
@@ -421,25 +277,6 @@ async def ls(client: Client, args: argparse.Namespace, settings: Settings) -> in
     for row in rows:
         print(f"{row['id']:<36} {row['status']:<17} {row['model']:<20} {row['started']}")
     return EXIT_OK
-
-
-def listed_row(wf: WorkflowExecution, **extra: Any) -> dict[str, Any]:
-    """One run of an ``ls`` listing: id, status, owner, times, run and queue, and ``extra``."""
-    attrs = wf.typed_search_attributes
-    return {
-        "id": wf.id,
-        "status": shown_status(wf.status, attrs.get(search.STATUS)),
-        **extra,
-        "owner": attrs.get(search.OWNER),
-        "started": wf.start_time.isoformat(timespec="seconds"),
-        "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
-        "run_id": wf.run_id,
-        "task_queue": wf.task_queue,
-    }
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 # --- following -------------------------------------------------------------------------

@@ -95,6 +95,11 @@ class McpSession:
         """The cached listing (empty before the first connection)."""
         return list(self._tools or [])
 
+    @property
+    def listed(self) -> bool:
+        """Whether the server's tools were ever listed."""
+        return self._tools is not None
+
     async def list_tools(self, *, refresh: bool = False) -> list[RemoteTool]:
         """The server's tools: cached, listed again when ``refresh`` is set.
 
@@ -208,9 +213,9 @@ class McpSession:
             if not ready.done():
                 ready.cancel()
             raise
-        except BaseException as err:  # the connection's end, however it ended
+        except Exception as err:  # the connection's end, however it ended
             if not ready.done():
-                ready.set_exception(err if isinstance(err, Exception) else RuntimeError(err))
+                ready.set_exception(err)
             else:  # closing a connection that had already dropped: nothing to do about it
                 log.debug("MCP server %s: closed with %s", self.name, _leaf(err))
 

@@ -165,6 +165,8 @@ class McpServers:
         self._seen: tuple[int, ...] = ()
         self._names = NameMap()
         self._tools: dict[str, McpTool] = {}
+        self._listing: dict[str, asyncio.Task[None]] = {}
+        """Listings under way in the background (see :meth:`get`), by server."""
 
     def reserve(self, names: Iterable[str]) -> None:
         """Names the worker's own tools have: an MCP tool never takes one."""
@@ -192,11 +194,22 @@ class McpServers:
 
     async def close(self) -> None:
         """Close every connection; stdio servers' processes are stopped."""
+        for task in self._listing.values():
+            task.cancel()
+        await asyncio.gather(*self._listing.values(), return_exceptions=True)
         await asyncio.gather(*(s.close() for s in self._sessions.values()))
 
     def get(self, name: str) -> McpTool | None:
-        """The MCP tool offered under ``name``, from the listings at hand."""
-        return self._current().get(name)
+        """The MCP tool offered under ``name``, from the listings at hand.
+
+        Never waits (the LLM activity asks for each tool's schema). A server that has
+        never been listed (it was down when the worker started) is listed in the
+        background, so that a later lookup finds its tools.
+        """
+        found = self._current().get(name)
+        if found is None:
+            self._list_unlisted()
+        return found
 
     async def find(self, name: str) -> McpTool | None:
         """The tool offered under ``name``, listing every server again if need be.
@@ -247,6 +260,26 @@ class McpServers:
                     unknown.append(f"{entry} ({_why_absent(session.tools, remote)})")
         sources = {n: f"{t.server}/{t.remote_name}" for n, t in tools.items()}
         return Expansion(tools=list(tools.values()), unknown=unknown, sources=sources)
+
+    def _list_unlisted(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # asked outside the worker's loop: nothing to list with
+            return
+        for name, session in self._sessions.items():
+            if session.listed or name in self._listing:
+                continue
+            self._listing[name] = loop.create_task(
+                self._list_quietly(name), name=f"mcp-list:{name}"
+            )
+
+    async def _list_quietly(self, name: str) -> None:
+        try:
+            await self._sessions[name].list_tools()
+        except ToolError as err:  # tried again at the next lookup, or by the next agent
+            log.info("MCP server %s is still not available: %s", name, err)
+        finally:
+            self._listing.pop(name, None)
 
     def _current(self) -> dict[str, McpTool]:
         """The tools by offered name, rebuilt when a listing changed since last time."""
