@@ -30,14 +30,22 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from duragent.worker.client import (
+    CLOSED_STATUS,
     agent_handle,
     is_not_found,
     shown_status,
@@ -300,6 +308,18 @@ async def agent_state(client: Client, agent_id: str) -> RunState[AgentView]:
     return await run_state(
         client, agent_id, description, lambda: status_view(client, handle), kind="agent"
     )
+
+
+def closed_by(err: WorkflowFailureError) -> str:
+    """The status of a run whose result raised ``err``: how Temporal closed it."""
+    cause = err.cause
+    if isinstance(cause, CancelledError):
+        return "cancelled"
+    if isinstance(cause, TerminatedError):
+        return CLOSED_STATUS[WorkflowExecutionStatus.TERMINATED]
+    if isinstance(cause, TimeoutError):
+        return CLOSED_STATUS[WorkflowExecutionStatus.TIMED_OUT]
+    return "failed"
 
 
 # --- listing ---------------------------------------------------------------------------

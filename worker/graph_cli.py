@@ -32,13 +32,12 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 
 from duragent.activities.tasks import TaskRegistry
-from duragent.worker.agent_ops import UserError, status_of_id
+from duragent.worker.agent_ops import UserError, closed_by, status_of_id
 from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, graph_file
-from duragent.worker.client import CLOSED_STATUS, is_not_found, workflow_pollers
+from duragent.worker.client import is_not_found, workflow_pollers
 from duragent.worker.graph_ops import (
     GraphHandle,
     ask,
@@ -362,7 +361,7 @@ async def _print_result(
     try:
         outcome: GraphResult = await waiting
     except WorkflowFailureError as err:
-        shown = _closed_by(err)
+        shown = closed_by(err)
         state = await _last_state(client, handle)
         _print_outcome(shown, None, state, str(err.cause), as_json=as_json)
         return EXIT_NOT_COMPLETED
@@ -397,17 +396,6 @@ async def _last_state(client: Client, handle: GraphHandle) -> dict[str, Any] | N
     except (RPCError, WorkflowQueryFailedError):
         return None
     return state
-
-
-def _closed_by(err: WorkflowFailureError) -> str:
-    cause = err.cause
-    if isinstance(cause, CancelledError):
-        return GraphStatus.CANCELLED.value
-    if isinstance(cause, TerminatedError):
-        return CLOSED_STATUS[WorkflowExecutionStatus.TERMINATED]
-    if isinstance(cause, TimeoutError):
-        return CLOSED_STATUS[WorkflowExecutionStatus.TIMED_OUT]
-    return GraphStatus.FAILED.value
 
 
 async def _notice_missing_worker(

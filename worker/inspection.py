@@ -21,7 +21,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
-from temporalio.exceptions import CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 
 from duragent.activities.tools import TodoStatus
@@ -30,19 +29,19 @@ from duragent.worker.agent_ops import (
     QUERY_TIMEOUT,
     Handle,
     NoWorker,
-    UserError,
     agent_pending,
     agent_state,
     answered,
+    closed_by,
     closed_json,
     list_agents,
     pending_tree,
     status_view,
     transcript_page,
 )
+from duragent.worker.agent_ops import UserError as UserError  # the CLI modules import it here
 from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK
 from duragent.worker.client import (
-    CLOSED_STATUS,
     agent_handle,
     workflow_pollers,
 )
@@ -92,7 +91,7 @@ async def print_result(
     try:
         outcome = await waiting
     except WorkflowFailureError as err:
-        status = _closed_by(err)
+        status = closed_by(err)
         if as_json:
             print_json({"status": status, "error": str(err.cause)})
         else:
@@ -131,17 +130,6 @@ async def note_missing_worker(
             file=sys.stderr,
             flush=True,
         )
-
-
-def _closed_by(err: WorkflowFailureError) -> str:
-    cause = err.cause
-    if isinstance(cause, CancelledError):
-        return "cancelled"
-    if isinstance(cause, TerminatedError):
-        return CLOSED_STATUS[WorkflowExecutionStatus.TERMINATED]
-    if isinstance(cause, TimeoutError):
-        return CLOSED_STATUS[WorkflowExecutionStatus.TIMED_OUT]
-    return "failed"
 
 
 async def result(client: Client, args: argparse.Namespace, settings: Settings) -> int:
