@@ -39,7 +39,8 @@ class _Event(BaseModel):
     graph_id: str | None = None
     """The graph's workflow id, for a graph's events."""
     at: datetime | None = None
-    """When the event was published (workflow time for the workflow's events)."""
+    """When the event was published: the worker's clock for ``token`` events, workflow
+    time for the others (which a replay of the run may put a workflow task later)."""
 
 
 class StatusEvent(_Event):

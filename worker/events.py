@@ -133,7 +133,7 @@ async def subscribe(
 async def _read(handle: WorkflowHandle[Any, Any], offset: int, *, retry: bool) -> PollResult | None:
     """One read of the stream; ``None`` when it failed and is worth retrying."""
     try:
-        return await handle.query(
+        result: PollResult = await handle.query(
             POLL,
             PollInput(topics=[TOPIC], from_offset=offset),
             result_type=PollResult,
@@ -141,12 +141,15 @@ async def _read(handle: WorkflowHandle[Any, Any], offset: int, *, retry: bool) -
         )
     except WorkflowQueryFailedError as err:
         if POLL in err.message:  # "unknown queryType": a run without a stream
-            raise NoStream(f"{handle.id} publishes no events (it started before live events)")
+            raise NoStream(
+                f"{handle.id} publishes no events (it started before live events)"
+            ) from None
         raise
     except RPCError as err:
         if not retry or err.status is RPCStatusCode.NOT_FOUND:
             raise
         return None
+    return result
 
 
 async def _closed(handle: WorkflowHandle[Any, Any]) -> bool:

@@ -38,7 +38,9 @@ A step
     ``completion_tokens``, ``total_tokens``; missing ones are estimated as
     characters // 4, at least 1), ``finish_reason`` (default ``tool_calls`` when there
     are tool calls, else ``stop``), ``delay_seconds`` (sleep before every answer of this
-    step) and ``model`` (the model name reported; default: the requested one).
+    step), ``chunk_seconds`` (a stream's pause between its chunks, as a model that
+    generates slowly; the request log keeps when each chunk left) and ``model`` (the
+    model name reported; default: the requested one).
 
 Stream shapes
     Real servers stream differently; a step can answer the way they do. ``reasoning``
@@ -102,7 +104,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -220,6 +222,8 @@ class StepSpec(_Spec):
     usage: UsageSpec | None = None
     finish_reason: FinishReason | None = None
     delay_seconds: float | None = Field(default=None, ge=0)
+    chunk_seconds: float | None = Field(default=None, ge=0, le=60)
+    """Pause between a stream's chunks (a slow model); not streamed: no effect."""
     model: str | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
     reasoning: str | None = None
@@ -318,6 +322,8 @@ class RecordedRequest:
     fault: str | None = None
     """Kind of fault injected: ``status``, ``delay``, ``truncate_stream``,
     ``context_length_exceeded``; ``None`` for a normal answer."""
+    chunk_times: list[float] = field(default_factory=list)
+    """When each chunk of a streamed answer was written (``time.time()``), as it goes."""
 
 
 class _ScriptBook:
@@ -638,6 +644,8 @@ class _Plan:
     reply: _Reply
     record: RecordedRequest
     delay: float = 0.0
+    pace: float = 0.0
+    """Seconds between a stream's chunks."""
 
 
 def _plan_completion(book: _ScriptBook, body: dict[str, Any]) -> _Plan:
@@ -682,14 +690,15 @@ def _plan_step(
     answer = _answer(spec, step, attempt, body)
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    pace = spec.chunk_seconds or 0.0
     if fault is None:
-        return _Plan(_normal_reply(answer, record.stream, include_usage), record, delay)
+        return _Plan(_normal_reply(answer, record.stream, include_usage), record, delay, pace)
     if fault.delay_seconds is not None:
         reply = _normal_reply(answer, record.stream, include_usage)
-        return _Plan(reply, replace(record, fault="delay"), delay + fault.delay_seconds)
+        return _Plan(reply, replace(record, fault="delay"), delay + fault.delay_seconds, pace)
     if fault.truncate_stream and record.stream:
         reply = _stream(answer, include_usage, truncate=True)
-        return _Plan(reply, replace(record, fault="truncate_stream"), delay)
+        return _Plan(reply, replace(record, fault="truncate_stream"), delay, pace)
     if fault.truncate_stream:
         return _Plan(_DropReply(), replace(record, status=None, fault="truncate_stream"), delay)
     error = _fault_error(fault, body)
@@ -844,13 +853,13 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.delay and self.server.stopping.wait(plan.delay):
             self.close_connection = True  # stopping: give up on the slow answer
             return
-        self._send_reply(plan.reply)
+        self._send_reply(plan.reply, plan)
 
-    def _send_reply(self, reply: _Reply) -> None:
+    def _send_reply(self, reply: _Reply, plan: _Plan | None = None) -> None:
         if isinstance(reply, _JsonReply):
             self._send_json(reply.status, reply.body, reply.headers)
         elif isinstance(reply, _StreamReply):
-            self._send_stream(reply)
+            self._send_stream(reply, plan)
         else:
             self.close_connection = True
 
@@ -866,18 +875,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, reply: _StreamReply) -> None:
+    def _send_stream(self, reply: _StreamReply, plan: _Plan | None) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        pace = plan.pace if plan else 0.0
         for n, event in enumerate(reply.events):
-            if n == reply.truncate_after:
+            if n == reply.truncate_after or (n and pace and self.server.stopping.wait(pace)):
                 # No terminating chunk: the client sees an incomplete body, not an early end.
                 self.close_connection = True
                 return
             self._write_chunk(f"data: {json.dumps(event)}\n\n".encode())
+            if plan is not None:
+                plan.record.chunk_times.append(time.time())
         self._write_chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
 
