@@ -108,11 +108,13 @@ class McpSession:
         """
         if self._tools is not None and not refresh:
             return list(self._tools)
+        connecting = self._client is None  # a new connection lists the tools itself
         client, generation = await self._connected()
-        try:
-            await self._relist(client)
-        except McpUnavailable:
-            client, _ = await self._reconnect(generation)  # lists again when it connects
+        if not connecting:
+            try:
+                await self._relist(client)
+            except McpUnavailable:
+                await self._reconnect(generation)  # which lists them again
         return self.tools
 
     async def call(self, tool: str, arguments: dict[str, Any], seconds: float) -> CallToolResult:

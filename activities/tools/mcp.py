@@ -215,12 +215,29 @@ class McpServers:
         """The tool offered under ``name``, listing every server again if need be.
 
         Raises:
-            McpUnavailable: A server cannot be reached to be listed again.
+            ToolError: The tool is not found and a server could not be listed again
+                (code ``mcp_unavailable``): the tool may be that server's.
         """
         found = self.get(name)
-        if found is None:
-            await asyncio.gather(*(s.list_tools(refresh=True) for s in self._sessions.values()))
-            found = self.get(name)
+        if found is not None:
+            return found
+        sessions = list(self._sessions.values())
+        outcomes = await asyncio.gather(
+            *(s.list_tools(refresh=True) for s in sessions), return_exceptions=True
+        )
+        found = self.get(name)
+        failed = [
+            (s.name, o)
+            for s, o in zip(sessions, outcomes, strict=True)
+            if isinstance(o, BaseException)
+        ]
+        if found is None and failed:
+            server, err = failed[0]
+            raise ToolError(
+                f"{name} is not a tool of the MCP servers this worker reached; {server} "
+                f"could not be listed: {err}",
+                code="mcp_unavailable",
+            )
         return found
 
     async def expand(self, entries: Sequence[str]) -> Expansion:
@@ -296,6 +313,10 @@ class McpServers:
                 if line not in previous:
                     log.warning("MCP tool %s", line)
             self._tools = self._build_tools()
+            for server in self._sessions:  # the name map, where operators look
+                names = [n for n, t in self._tools.items() if t.server == server]
+                if names:
+                    log.info("MCP server %s offers: %s", server, ", ".join(names))
         return self._tools
 
     def _build_tools(self) -> dict[str, McpTool]:
