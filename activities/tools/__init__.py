@@ -17,6 +17,9 @@ Activity tools (run by ``duragent.run_tool`` on a worker):
 
 Control tools (interpreted by the workflow): ``_task_finish``, ``_ask_user``,
 ``_todo_write``.
+
+MCP servers' tools (the worker's ``[mcp.NAME]`` tables) join the registry when an
+agent enables ``mcp:SERVER`` or ``mcp:SERVER/tool`` (see :mod:`activities.tools.mcp`).
 """
 
 from __future__ import annotations
