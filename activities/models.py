@@ -310,7 +310,8 @@ class DescribeToolsRequest(BaseModel):
     """Input of the activity that lists the worker's tools."""
 
     enabled: list[str] | None = None
-    """Tool names to offer; ``None`` offers every registered tool."""
+    """Tool names to offer; ``None`` offers every registered tool. ``mcp:SERVER`` and
+    ``mcp:SERVER/tool`` enable MCP servers' tools, which ``None`` does not."""
 
 
 class SkillSummary(BaseModel):
@@ -328,6 +329,9 @@ class DescribeToolsResult(BaseModel):
     """Requested names that no registered tool has."""
     skills: list[SkillSummary] = Field(default_factory=list)
     """Skills in the workspace, for the system prompt (``_activate_skill`` loads one)."""
+    mcp_tools: dict[str, str] = Field(default_factory=dict)
+    """Where each MCP tool of ``tools`` comes from: its offered name -> ``SERVER/tool``
+    (a name other than the tool's own resolves a collision)."""
 
 
 class HostClaimRequest(BaseModel):
