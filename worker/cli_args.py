@@ -38,6 +38,8 @@ MAX_NAME_CHARS = 200
 """A model, an owner, a question or call id, a fingerprint."""
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """What OpenAI-compatible providers accept as a function name."""
+MCP_TOOLS = re.compile(r"^mcp:[A-Za-z0-9_.-]{1,64}(/[^\s,]{1,128})?$")
+"""An MCP server's tools, ``mcp:SERVER`` or ``mcp:SERVER/tool`` (see ``duragent.toml``)."""
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 """A dotted Python module name, as ``--load`` and ``DURAGENT_LOAD`` take them."""
 MAX_GRAPH_FILE_BYTES = 1_000_000
@@ -174,10 +176,11 @@ def tool_names(value: str) -> list[str]:
         raise argparse.ArgumentTypeError("--tools names no tool")
     if not all(names):
         raise argparse.ArgumentTypeError(f"--tools has an empty name in {_shown(value)}")
-    bad = [n for n in names if not TOOL_NAME.match(n)]
+    bad = [n for n in names if not (TOOL_NAME.match(n) or MCP_TOOLS.match(n))]
     if bad:
         raise argparse.ArgumentTypeError(
-            f"not a tool name: {_shown(bad[0])} (letters, digits, '_' and '-', at most 64)"
+            f"not a tool name: {_shown(bad[0])} (letters, digits, '_' and '-', at most 64; "
+            "or mcp:SERVER, mcp:SERVER/tool)"
         )
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -196,7 +199,7 @@ def built_in_tools() -> frozenset[str]:
 
 def unknown_tools(names: list[str] | None) -> list[str]:
     """The names that are no built-in tool (a worker may still register them)."""
-    return [n for n in names or [] if n not in built_in_tools()]
+    return [n for n in names or [] if n not in built_in_tools() and not MCP_TOOLS.match(n)]
 
 
 def split_module_names(value: str) -> tuple[str, ...]:
