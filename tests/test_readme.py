@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -27,7 +28,6 @@ from duragent.worker.config_file import load_config_file
 from duragent.worker.devserver import DevServer
 from duragent.worker.scripted_llm import ScriptedLLMServer
 from duragent.workflows.graph_load import load_graph
-from tests.test_agent import call
 
 README = Path(__file__).parent.parent / "README.md"
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
@@ -57,17 +57,13 @@ def library_example() -> Snippet:
     return example
 
 
-def example_script(name: str = "readme-example") -> dict[str, object]:
+EXAMPLE = README.parent / "examples" / "library"
+
+
+def example_script() -> dict[str, object]:
     """What the scripted LLM answers the example's task with: a tool call, a typed end."""
-    output = {"city": "Lyon", "temperature_c": 21.5}
-    return {
-        "name": name,
-        "match": "What is the weather in Lyon?",
-        "steps": [
-            {"tool_calls": [call("weather", city="Lyon")]},
-            {"tool_calls": [call("_task_finish", message="21.5 °C in Lyon", output=output)]},
-        ],
-    }
+    script: dict[str, object] = json.loads((EXAMPLE / "forecast_script.json").read_text())
+    return script
 
 
 def example_env(temporal: DevServer, llm: ScriptedLLMServer, tmp_path: Path) -> dict[str, str]:
@@ -86,8 +82,8 @@ def example_env(temporal: DevServer, llm: ScriptedLLMServer, tmp_path: Path) -> 
 
 
 def test_the_library_example_runs_as_written(temporal: DevServer, tmp_path: Path) -> None:
-    program = tmp_path / "example.py"
-    program.write_text(library_example().text)
+    program = EXAMPLE / "forecast.py"
+    assert program.read_text() == library_example().text  # the file the README shows
     assert len(library_example().text.strip().splitlines()) <= 40
     with ScriptedLLMServer() as llm:
         llm.add_script(example_script())
