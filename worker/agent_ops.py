@@ -8,6 +8,7 @@ serve`` (:mod:`worker.serve`) answers HTTP. Mistakes a user can fix are raised a
     UserError            a mistake the user can fix (one line)
     ├── NoWorker         no worker polls the agent's task queue, so nothing answers
     ├── Ended            the run has ended and takes no more input
+    ├── WrongKind        the id names a run of another kind (a graph, not an agent)
     └── Rejected         the workflow's update validator refused the input (its words)
 
 A run that does not exist is Temporal's ``RPCError`` with ``NOT_FOUND``
@@ -97,6 +98,10 @@ class NoWorker(UserError):
 
 class Ended(UserError):
     """The run has ended (or an id that ran is reused): it takes no more input."""
+
+
+class WrongKind(UserError):
+    """The id names a run of another kind (a graph where an agent was meant, or so)."""
 
 
 class Rejected(UserError):

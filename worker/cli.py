@@ -51,6 +51,8 @@ EXAMPLES = {
     "cancel": 'duragent cancel agent-3f2a1b --reason "not needed any more" --wait',
     "server": "duragent server --port 7233 --db-file .duragent/temporal.db",
     "demo": "duragent demo",
+    "serve": "duragent serve --port 8080\n"
+    "  DURAGENT_API_TOKEN=$(openssl rand -hex 32) duragent serve --host 0.0.0.0",
     "graph": 'duragent graph run examples/graphs/report.yaml --input \'{"topic": "tides"}\'',
     "graph validate": "duragent graph validate examples/graphs/report.yaml\n"
     "  duragent graph validate examples/graphs/headline.yaml --load examples.graphs.tasks",
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspection(sub)
     _add_human_in_the_loop(sub)
     _add_local(sub)
+    _add_serve(sub)
     _add_graph(sub)
     return parser
 
@@ -257,6 +260,19 @@ def _add_local(sub: argparse._SubParsersAction[_Parser]) -> None:
     _command(sub, "demo", "run the demo agent on an embedded server")
 
 
+def _add_serve(sub: argparse._SubParsersAction[_Parser]) -> None:
+    serve = _command(sub, "serve", "serve the HTTP API, live events and the web console")
+    serve.add_argument(
+        "--host",
+        type=arg.name("--host"),
+        default="127.0.0.1",
+        help="address to listen on; any but loopback needs DURAGENT_API_TOKEN",
+    )
+    serve.add_argument(
+        "--port", type=arg.whole_number(0, 65_535), default=8080, help="port (0: any free one)"
+    )
+
+
 def _add_graph(sub: argparse._SubParsersAction[_Parser]) -> None:
     graph = _command(sub, "graph", "validate, show, run and answer workflow graphs")
     verbs = graph.add_subparsers(dest="graph_command", required=True, parser_class=_Parser)
@@ -368,6 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("server", "demo"):
             return _local(args)
+        if args.command == "serve":
+            from duragent.worker.serve.main import serve
+
+            return serve(args.host, args.port, os.environ)
         if args.command == "graph":
             from duragent.worker.graph_cli import prepare, run_local
 

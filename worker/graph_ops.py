@@ -32,6 +32,7 @@ from duragent.worker.agent_ops import (
     RunState,
     SlowHook,
     UserError,
+    WrongKind,
     answered,
     listed_row,
     owner_filter,
@@ -153,7 +154,7 @@ async def described_graph(
     """The graph's handle and description; an id of another kind of run is refused.
 
     Raises:
-        UserError: The id names an agent (or any other workflow), not a graph.
+        WrongKind: The id names an agent (or any other workflow), not a graph.
         RPCError: No run has this id (``NOT_FOUND``).
     """
     handle = graph_handle(client, graph_id)
@@ -164,7 +165,7 @@ async def described_graph(
             if description.workflow_type == WORKFLOW_NAME
             else ""
         )
-        raise UserError(f"{graph_id!r} is a {description.workflow_type} run, not a graph{hint}")
+        raise WrongKind(f"{graph_id!r} is a {description.workflow_type} run, not a graph{hint}")
     return handle, description
 
 

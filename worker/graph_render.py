@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from duragent.workflows.graph_models import GateView, GraphView, NodeStatus, NodeView
@@ -49,7 +50,7 @@ def mermaid(spec: GraphSpec, nodes: Mapping[str, NodeView] | None = None) -> str
         ids[name] = _fresh_id(f"unknown{len(ids)}", set(ids.values()))
         lines.append(f'    {ids[name]}["{_escape(name)} (unknown)"]')
     for name, node in spec.nodes.items():
-        label = f"{name} ({_kind(node)})"
+        label = f"{name} ({node_kind(node)})"
         view = (nodes or {}).get(name)
         if view is not None:
             visits = f"{view.visits} visit{'s' * (view.visits != 1)}"
@@ -66,22 +67,42 @@ def mermaid(spec: GraphSpec, nodes: Mapping[str, NodeView] | None = None) -> str
     return "\n".join(lines)
 
 
-def _mermaid_edges(spec: GraphSpec, ids: Mapping[str, str]) -> list[str]:
-    lines = []
+@dataclass(frozen=True)
+class GraphEdge:
+    """One arrow of a drawn graph."""
+
+    source: str
+    target: str
+    label: str | None = None
+    """A route's key, ``(default)``, ``on error`` or ``visits spent``."""
+    dashed: bool = False
+    """An ``on_error`` or ``on_exhausted`` edge (taken when a node fails or is spent)."""
+
+
+def graph_edges(spec: GraphSpec) -> list[GraphEdge]:
+    """Every arrow of the graph: its edges and routes, then the error and exhaustion edges."""
+    edges = []
     for edge in spec.edges:
-        source = ids[edge.from_]
         if isinstance(edge.to, str):
-            lines.append(f"    {source} --> {ids[edge.to]}")
+            edges.append(GraphEdge(edge.from_, edge.to))
             continue
-        for key, target in edge.to.items():
-            lines.append(f'    {source} -->|"{_escape(key)}"| {ids[target]}')
+        edges += [GraphEdge(edge.from_, target, key) for key, target in edge.to.items()]
         if edge.default is not None:
-            lines.append(f'    {source} -->|"(default)"| {ids[edge.default]}')
+            edges.append(GraphEdge(edge.from_, edge.default, "(default)"))
     for name, node in spec.nodes.items():
         if node.on_error is not None:
-            lines.append(f'    {ids[name]} -.->|"on error"| {ids[node.on_error]}')
+            edges.append(GraphEdge(name, node.on_error, "on error", dashed=True))
         if node.on_exhausted is not None:
-            lines.append(f'    {ids[name]} -.->|"visits spent"| {ids[node.on_exhausted]}')
+            edges.append(GraphEdge(name, node.on_exhausted, "visits spent", dashed=True))
+    return edges
+
+
+def _mermaid_edges(spec: GraphSpec, ids: Mapping[str, str]) -> list[str]:
+    lines = []
+    for edge in graph_edges(spec):
+        arrow = "-.->" if edge.dashed else "-->"
+        label = f'|"{_escape(edge.label)}"|' if edge.label else ""
+        lines.append(f"    {ids[edge.source]} {arrow}{label} {ids[edge.target]}")
     return lines
 
 
@@ -108,7 +129,8 @@ def _unknown_names(spec: GraphSpec) -> list[str]:
     return list(dict.fromkeys(n for n in named if n not in known))
 
 
-def _kind(node: Node) -> str:
+def node_kind(node: Node) -> str:
+    """A node's kind as drawn: ``agent``, ``task``…, or ``map of agent``."""
     if node.map is not None:
         return f"map of {node.map.node.kind.value}"
     return node.kind.value
