@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from duragent.activities.models import Message, Role
 from duragent.workflows.models import AgentResult, AgentView, PendingView
 
@@ -21,6 +23,8 @@ def result_lines(result: AgentResult) -> str:
         lines.append("files: " + ", ".join(result.files))
     if result.answer is not None:
         lines.append(f"answer: {result.answer}")
+    if result.output is not None:
+        lines.append("output: " + json.dumps(result.output, ensure_ascii=False))
     if result.error is not None:
         lines.append(f"error: {result.error}")
     return "\n".join(lines)

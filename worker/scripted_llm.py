@@ -89,7 +89,7 @@ HTTP surface
 
 Run it in-process with :class:`ScriptedLLMServer`, or as a process::
 
-    python -m worker.scripted_llm --port 8000 --script demo.json --api-key K
+    python -m duragent.worker.scripted_llm --port 8000 --script demo.json --api-key K
 """
 
 from __future__ import annotations
@@ -1022,7 +1022,7 @@ def _url_host(host: str) -> str:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.scripted_llm",
+        prog="python -m duragent.worker.scripted_llm",
         description="Serve a scripted OpenAI-compatible Chat Completions API.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
