@@ -73,7 +73,8 @@ MALFORMED: list[tuple[list[str | bytes], str]] = [
     (["pending", "a\tb"], "contains control characters"),
     (["usage", "a", "--limit", "3"], "unrecognized arguments"),
     (["todos"], "the following arguments are required"),
-    (["watch", "a", "--json"], "unrecognized arguments"),
+    (["watch", "a", "--offset", "-1"], "must be at least 0"),
+    (["watch", "a", "--json", "extra"], "unrecognized arguments"),
     # answering and steering
     (["say", "a", ""], "the message must not be empty"),
     (["say", "a", "\n\n"], "the message must not be empty"),

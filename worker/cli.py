@@ -39,7 +39,7 @@ EXAMPLES = {
     "transcript": "duragent transcript agent-3f2a1b --offset 50 --limit 20",
     "usage": "duragent usage agent-3f2a1b --json",
     "todos": "duragent todos agent-3f2a1b",
-    "watch": "duragent watch agent-3f2a1b",
+    "watch": "duragent watch agent-3f2a1b\n  duragent watch graph-3f2a1b9c0d4e --json --offset 120",
     "trace": "duragent trace agent-3f2a1b",
     "ls": "duragent ls --status waiting_user --owner alice | head",
     "reply": 'duragent reply agent-3f2a1b --question-id call_Q1 "blue"',
@@ -174,13 +174,14 @@ def _add_inspection(sub: argparse._SubParsersAction[_Parser]) -> None:
         ("transcript", "print a page of an agent's transcript"),
         ("usage", "print an agent's token usage, cycles and calls"),
         ("todos", "print an agent's todo list"),
-        ("watch", "follow an agent live until it ends"),
+        ("watch", "follow an agent or a graph live until it ends"),
         ("trace", "print an agent's run as a tree: cycles, LLM and tool calls"),
     ):
         cmd = _command(sub, name, text)
         _add_agent_id(cmd)
         if name != "watch":
             cmd.add_argument("--json", action="store_true", help="print JSON")
+    _add_watch_options(sub.choices["watch"])
     result = sub.choices["result"]
     result.add_argument("--wait", action="store_true", help="wait until the agent ends")
     transcript = sub.choices["transcript"]
@@ -195,6 +196,18 @@ def _add_inspection(sub: argparse._SubParsersAction[_Parser]) -> None:
     ls.add_argument("--owner", type=arg.name("--owner"), help="only this owner's agents")
     ls.add_argument("--limit", type=arg.whole_number(1, 10_000), default=50, help="rows at most")
     ls.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_watch_options(watch: argparse.ArgumentParser) -> None:
+    watch.add_argument(
+        "--json", action="store_true", help="print each event as one JSON object a line"
+    )
+    watch.add_argument(
+        "--offset",
+        type=arg.whole_number(0),
+        default=0,
+        help="the first event to show (an offset a previous watch printed: resume there)",
+    )
 
 
 def _add_human_in_the_loop(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -39,9 +39,9 @@ from duragent.worker.inspection import (
     trace,
     transcript,
     usage,
-    watch,
 )
 from duragent.worker.settings import Settings
+from duragent.worker.watch import watch
 from duragent.workflows.models import (
     AgentInput,
     ApprovalAction,

@@ -306,6 +306,8 @@ class GraphEvents(EventStream):
 
     def __init__(self, prior: WorkflowStreamState | None) -> None:
         super().__init__(prior, graph=True)
+        if prior is None:  # the graph's first run starts
+            self.status("running", 0)
 
     def status(self, status: str, step: int) -> None:
         """The graph's status changed."""
