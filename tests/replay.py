@@ -412,6 +412,46 @@ async def _gate_open(handle: WorkflowHandle[Any, Any], gate: str) -> bool:
     return any(g.id == gate for g in view.gates)
 
 
+# Live events (the ``live-events`` patch): text streamed in token batches (signals from
+# the LLM activity), a malformed publish dropped, a reader's long-poll update, an
+# approval and a question, and the stream carried across a continue-as-new.
+REFERENCE_EVENTS_STEPS: list[dict[str, Any]] = [
+    {"content": "Writing a file first.", **_call("_write_file", path="e.txt", content="E")},
+    {"content": "Then one question.", **_call("_ask_user", question="Go on?")},
+    *[{"content": f"Listing, step {i}.", **_call("_list_files")} for i in range(6)],
+    _call("_task_finish", message="streamed"),
+]
+
+
+async def record_events(name: str) -> list[Path]:
+    """Run the live events scenario; save the first and the last run's histories."""
+    from temporalio.contrib.workflow_streams import PublishInput, WorkflowStreamClient
+
+    from duragent.workflows.events import PUBLISH_SIGNAL
+
+    scripts = [{"name": "events", "match": "[reference events]", "steps": REFERENCE_EVENTS_STEPS}]
+    input = AgentInput(
+        task="[reference events] stream, ask, approve",
+        model="scripted",
+        approval=ApprovalPolicy(tools={"_write_file": "always"}),
+        history=HistoryPolicy(max_events=100),
+    )
+
+    async def drive(handle: WorkflowHandle[AgentWorkflow, Any]) -> None:
+        await handle.signal(PUBLISH_SIGNAL, PublishInput(publisher_id="x" * 300))
+        reader = WorkflowStreamClient(handle, client=handle._client)
+        async for item in reader.subscribe(from_offset=0):  # the library's update poll
+            if item.offset >= 2:
+                break
+        pending = await eventually(lambda: _approval(handle))
+        decision = ApprovalDecision(call_id=pending, action="approve")
+        _ = await handle.execute_update(AgentWorkflow.decide, decision)
+        await eventually(lambda: _waiting(handle))
+        _ = await handle.execute_update(AgentWorkflow.reply, ReplyInput(answer="yes"))
+
+    return await _record_runs(name, scripts, input, drive)
+
+
 RECORDERS: dict[str, Callable[[str], Coroutine[Any, Any, object]]] = {
     "record": record_reference,
     "record-v2": record_reference_v2,
@@ -419,6 +459,9 @@ RECORDERS: dict[str, Callable[[str], Coroutine[Any, Any, object]]] = {
     "record-v4": record_reference_v4,
     "record-v5": record_reference_v5,
     "record-graph-v1": record_graph_v1,
+    "record-events": record_events,
+    # The graph scenario again, recorded with the live-events patch (graph-v2).
+    "record-graph-v2": record_graph_v1,
 }
 
 if __name__ == "__main__":

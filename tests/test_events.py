@@ -34,6 +34,7 @@ from duragent.workflows.models import (
 )
 from tests.conftest import Harness, eventually
 from tests.processes import spawn_worker, stop_process, worker_env
+from tests.replay import replay
 from tests.test_agent import call, finish, start
 from tests.test_graph import decide, loop_graph, start_graph
 
@@ -99,6 +100,8 @@ async def test_a_runs_events_come_in_order_with_offsets_and_ids(harness: Harness
         handle = await start(harness, task, approval=approval)
         events = await asyncio.wait_for(follow(handle, reply="blue"), 60)
         result = await handle.result()
+    replayed = await replay(await handle.fetch_history())  # token signals and all
+    assert replayed.replay_failure is None, replayed.replay_failure
 
     assert result.status is AgentStatus.COMPLETED
     assert [e["offset"] for e in events] == list(range(len(events)))
