@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Final
 
 from pydantic import JsonValue
@@ -25,8 +26,8 @@ Upstream = Callable[[str, int], AsyncIterator[Event]]
 """Opens a run's stream: ``(workflow id, first offset) -> events`` (``events.subscribe``)."""
 
 MAX_BUFFER: Final = 20_000
-"""Events a channel keeps; a subscriber that falls further behind is cut off (it resumes
-with ``Last-Event-ID`` on a channel of its own)."""
+"""Events a channel keeps for its subscribers; one that falls further behind others is
+cut off (it resumes with ``Last-Event-ID`` on a channel of its own)."""
 
 log = logging.getLogger("duragent.serve")
 
@@ -36,17 +37,25 @@ class Lagged(Exception):
 
 
 class _Channel:
-    """One upstream reader of one run, and the events it read."""
+    """One upstream reader of one run, the events it read, and where each subscriber is.
+
+    The buffer keeps what some subscriber has still to read, at most ``MAX_BUFFER``
+    events. When it is full, the slowest of several subscribers is cut off (it resumes
+    on a channel of its own); a channel's only subscriber is waited for instead, so a
+    resume from far back reads at its own pace.
+    """
 
     def __init__(self, workflow_id: str, start: int, upstream: Upstream) -> None:
         self.workflow_id = workflow_id
         self.first = start
-        """The oldest offset a subscriber can read here."""
+        """The oldest offset a new subscriber can start at here."""
         self.offsets: list[int] = []
         self.events: list[Event] = []
+        self.positions: dict[int, int] = {}
+        """The next offset each subscriber reads, by its key."""
         self.error: BaseException | None = None
         self.done = False
-        self.subscribers = 0
+        self._keys = itertools.count()
         self._changed = asyncio.Condition()
         self._task = asyncio.create_task(self._pump(upstream(workflow_id, start)))
 
@@ -54,15 +63,24 @@ class _Channel:
         """Whether a subscriber from ``offset`` can read everything it needs here."""
         return not self.done and offset >= self.first
 
+    def join(self, offset: int) -> int:
+        """A new subscriber from ``offset``; returns its key."""
+        key = next(self._keys)
+        self.positions[key] = offset
+        return key
+
+    def leave(self, key: int) -> None:
+        """The subscriber ``key`` is gone."""
+        self.positions.pop(key, None)
+
     async def _pump(self, events: AsyncIterator[Event]) -> None:
         try:
             async for event in events:
                 offset = event.get("offset")
                 async with self._changed:
+                    await self._room()
                     self.offsets.append(offset if isinstance(offset, int) else self._next())
                     self.events.append(event)
-                    if len(self.events) > MAX_BUFFER:
-                        self._trim()
                     self._changed.notify_all()
         except Exception as err:  # the subscribers report it; the server goes on
             self.error = err
@@ -74,28 +92,44 @@ class _Channel:
     def _next(self) -> int:
         return self.offsets[-1] + 1 if self.offsets else self.first
 
-    def _trim(self) -> None:
-        half = len(self.events) // 2
-        del self.offsets[:half], self.events[:half]
-        self.first = self.offsets[0]
+    async def _room(self) -> None:
+        """Wait (holding the lock) until the buffer has room for one more event."""
+        while True:
+            low = min(self.positions.values(), default=self._next())
+            read = bisect.bisect_left(self.offsets, low)  # events every subscriber has read
+            del self.offsets[:read], self.events[:read]
+            self.first = self.offsets[0] if self.offsets else max(self.first, low)
+            if len(self.events) < MAX_BUFFER:
+                return
+            if len(self.positions) > 1:
+                slowest = min(self.positions, key=lambda key: self.positions[key])
+                del self.positions[slowest]  # it reads Lagged next, and resumes elsewhere
+                continue
+            await self._changed.wait()
 
-    async def read(self, offset: int, wait: float) -> list[Event] | None:
-        """Events from ``offset`` on; ``[]`` after ``wait`` s without any, ``None`` at the end.
+    async def read(self, key: int, wait: float) -> list[Event] | None:
+        """The subscriber's next events; ``[]`` after ``wait`` s without any, ``None`` at the end.
 
         Raises:
-            Lagged: Events from ``offset`` were already dropped from the buffer.
+            Lagged: The subscriber was cut off: it fell behind a full buffer.
             Exception: What ended the upstream reader, once every event before it is read.
         """
         async with self._changed:
-            if offset < self.first:
-                raise Lagged(f"offset {offset} is older than {self.first}")
-            start = bisect.bisect_left(self.offsets, offset)
+            if key not in self.positions:
+                raise Lagged(f"a subscriber of {self.workflow_id} fell behind")
+            start = bisect.bisect_left(self.offsets, self.positions[key])
             if start == len(self.events) and not self.done:
+                self._changed.notify_all()  # a pump waiting for room sees who is waiting
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), wait)
-                start = bisect.bisect_left(self.offsets, offset)
+                if key not in self.positions:
+                    raise Lagged(f"a subscriber of {self.workflow_id} fell behind")
+                start = bisect.bisect_left(self.offsets, self.positions[key])
             if start < len(self.events):
-                return self.events[start:]
+                batch = self.events[start:]
+                self.positions[key] = self.offsets[-1] + 1
+                self._changed.notify_all()  # the reader may wait for room
+                return batch
             if self.done:
                 if self.error is not None:
                     raise self.error
@@ -127,28 +161,26 @@ class Hub:
 
     async def follow(
         self, workflow_id: str, offset: int, *, keepalive: float
-    ) -> AsyncIterator[list[Event]]:
+    ) -> AsyncGenerator[list[Event], None]:
         """Batches of a run's events from ``offset`` on; ``[]`` every ``keepalive`` s of quiet.
 
-        Ends after the stream's last event.
+        Ends after the stream's last event. Close it (``contextlib.aclosing``) when
+        leaving early: the subscriber then leaves its channel at once.
 
         Raises:
             Lagged: The subscriber fell too far behind (it may resume from its offset).
             Exception: What ended the stream (no such run, no stream, Temporal unreachable).
         """
         channel = self._channel(workflow_id, offset)
-        channel.subscribers += 1
+        key = channel.join(offset)
         try:
             while True:
-                batch = await channel.read(offset, keepalive)
+                batch = await channel.read(key, keepalive)
                 if batch is None:
                     return
-                if batch:
-                    last = batch[-1].get("offset")
-                    offset = last + 1 if isinstance(last, int) else offset + len(batch)
                 yield batch
         finally:
-            channel.subscribers -= 1
+            channel.leave(key)
             await self._leave(channel)
 
     def _channel(self, workflow_id: str, offset: int) -> _Channel:
@@ -163,11 +195,10 @@ class Hub:
     async def _leave(self, channel: _Channel) -> None:
         # An ended channel leaves the registry at once (a new subscriber reads the run
         # afresh); a live one when its last subscriber goes.
-        if self._channels.get(channel.workflow_id) is channel and (
-            channel.subscribers == 0 or channel.done
-        ):
+        alone = not channel.positions
+        if self._channels.get(channel.workflow_id) is channel and (alone or channel.done):
             del self._channels[channel.workflow_id]
-        if channel.subscribers == 0:
+        if alone:
             await channel.close()
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ reconnecting. A subscriber too slow for the server's buffer is disconnected with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -75,8 +76,11 @@ async def stream(hub: Hub, workflow_id: str, offset: int, keepalive: float) -> A
     """The SSE text of a run's events from ``offset`` on."""
     yield f"retry: {RETRY_MS}\n\n"
     try:
-        async for batch in hub.follow(workflow_id, offset, keepalive=keepalive):
-            yield "".join(sse(event) for event in batch) if batch else ": keep-alive\n\n"
+        async with contextlib.aclosing(
+            hub.follow(workflow_id, offset, keepalive=keepalive)
+        ) as batches:
+            async for batch in batches:
+                yield "".join(sse(event) for event in batch) if batch else ": keep-alive\n\n"
     except Lagged:
         return  # no `end`: the browser reconnects and resumes from its last id
     except (NoStream, UserError, TemporalUnavailable) as err:
