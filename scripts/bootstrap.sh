@@ -2,9 +2,10 @@
 # Installs what duragent needs on a fresh machine, reusing what is already there:
 # uv (from PyPI when missing), the locked Python environment, the pinned Temporal CLI in
 # the per-user cache (~/.cache/duragent/bin; built once with Go, minutes), and
-# bubblewrap from apt for the shell sandbox, and Prometheus from apt for the
-# observability tests (each only when missing and apt can run), and SeaweedFS for the
-# object store tests (built with Go, once).
+# bubblewrap from apt for the shell sandbox, Prometheus from apt for the observability
+# tests and Chromium with its driver from apt for the console's browser tests (each only
+# when missing and apt can run), and SeaweedFS for the object store tests (built with
+# Go, once).
 # Prints the command that runs uv, for the Makefile. `bootstrap.sh test` also installs
 # what only the tests need.
 set -euo pipefail
@@ -60,6 +61,15 @@ command -v bwrap >/dev/null 2>&1 ||
 # Only the tests need it: `make demo` does not wait for apt.
 if [ "${1:-}" = "test" ] && ! command -v prometheus >/dev/null 2>&1; then
   apt_install prometheus "its tests will skip"
+fi
+
+# Chromium and its driver for the web console's browser tests (Selenium drives Debian's
+# chromedriver; no browser is downloaded at run time). Only the tests need them.
+if [ "${1:-}" = "test" ]; then
+  command -v chromium >/dev/null 2>&1 ||
+    apt_install chromium "the console's browser tests will skip"
+  command -v chromedriver >/dev/null 2>&1 ||
+    apt_install chromium-driver "the console's browser tests will skip"
 fi
 
 # SeaweedFS, the S3-compatible server of the object store tests, built from the Go module

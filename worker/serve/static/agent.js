@@ -26,10 +26,10 @@ export function showAgent(main, id) {
         h("h2", { id: "transcript-title" }, "Transcript"), view.transcript.list),
       h("aside", {},
         view.waiting,
-        section("Steer", steerForm(path)),
+        section("Steer", steerForm(path), "live"),
         section("Todos", view.todos),
         section("Usage", view.usage),
-        section("Cancel", cancelForm(path)))));
+        section("Cancel", cancelForm(path), "live"))));
   const refresh = debounce(() => refreshPanels(path, view), 200);
   let stop = () => {};
   loadTranscript(path, view.transcript).then(() => {
@@ -39,13 +39,18 @@ export function showAgent(main, id) {
   return () => stop();
 }
 
-function section(title, ...content) {
+function section(title, content, className) {
   const id = `s-${title.toLowerCase()}`;
-  return h("section", { "aria-labelledby": id }, h("h2", { id }, title), ...content);
+  return h("section", { "aria-labelledby": id, class: className }, h("h2", { id }, title), content);
 }
 
 function onEvent(event, view, path, refresh) {
   if (event.type === "token") return view.transcript.token(event);
+  if (event.type === "status" && view.last) {
+    // Shown at once; the refresh that follows brings the rest of the status.
+    const { status, cycle, waiting_for } = event;
+    drawStatus(view.status, { ...view.last, status, cycle, waiting_for });
+  }
   if (event.type === "message" && event.message) view.transcript.message(event.index, event.message);
   if (event.type === "compaction") {
     view.transcript.clear();
@@ -70,7 +75,10 @@ async function refreshPanels(path, view) {
   const [status, pending, todos, usage] = await Promise.allSettled([
     api(path), api(`${path}/pending`), api(`${path}/todos`), api(`${path}/usage`),
   ]);
-  if (status.status === "fulfilled") drawStatus(view.status, status.value);
+  if (status.status === "fulfilled") {
+    view.last = status.value;
+    drawStatus(view.status, status.value);
+  }
   else report(status.reason);
   if (pending.status === "fulfilled") drawWaiting(view.waiting, pending.value, path, view);
   if (todos.status === "fulfilled") drawTodos(view.todos, todos.value.todos);
@@ -78,6 +86,9 @@ async function refreshPanels(path, view) {
 }
 
 function drawStatus(el, s) {
+  // Steering and cancelling are for a run that still runs.
+  const ended = s.execution_status !== "running";
+  el.closest("main").querySelectorAll(".live").forEach((live) => { live.hidden = ended; });
   fill(el, badge(s.status), facts([
     ["Model", s.model], ["Cycle", s.cycle], ["Waiting for", s.waiting_for],
     ["Answer", s.answer], ["Error", s.error], ["Cancel reason", s.cancel_reason],

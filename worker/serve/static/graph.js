@@ -18,18 +18,18 @@ export function showGraph(main, id) {
   const table = h("table", {}, h("caption", {}, "Nodes"),
     h("thead", {}, h("tr", {}, ["Node", "Kind", "Status", "Visits", "Runs"].map((c) => h("th", { scope: "col" }, c)))),
     view.nodes);
-  const cancel = h("form", { onsubmit: async (e) => {
+  const cancel = h("form", { class: "live", onsubmit: async (e) => {
     e.preventDefault();
     await send(`${path}/cancel`, {}, () => refresh());
   } }, h("button", { type: "submit", class: "danger" }, "Cancel the graph"));
   fill(main, h("h1", {}, "Graph ", h("code", {}, id)), view.status, view.gates, view.drawing, table, cancel);
-  const refresh = debounce(() => load(path, view), 200);
+  const refresh = debounce(() => load(path, view, main), 200);
   const stop = follow("graphs", id, () => refresh(), () => refresh());
-  load(path, view);
+  load(path, view, main);
   return stop;
 }
 
-async function load(path, view) {
+async function load(path, view, main) {
   let run;
   try {
     run = await api(path);
@@ -37,6 +37,7 @@ async function load(path, view) {
     return report(error);
   }
   const states = new Map((run.nodes || []).map((n) => [n.name, n]));
+  main.querySelectorAll(".live").forEach((el) => { el.hidden = run.execution_status !== "running"; });
   fill(view.status, badge(run.status), facts([
     ["Name", run.graph.name], ["Step", run.step], ["Error", run.error], ["Details", run.details],
   ]));
@@ -45,17 +46,19 @@ async function load(path, view) {
   fill(view.nodes, run.graph.nodes.map((n) => {
     const s = states.get(n.name) || { status: "pending", visits: 0, children: [] };
     return h("tr", {}, h("th", { scope: "row" }, n.name), h("td", {}, n.kind), h("td", {}, badge(s.status)),
-      h("td", {}, s.visits), h("td", {}, (s.children || []).map((c) => h("a", { href: childLink(c) }, c, " "))));
+      h("td", {}, s.visits),
+      h("td", {}, (s.children || []).map((c) => h("a", { href: childLink(n.kind, c) }, c, " "))));
   }));
   try {
-    drawGates(view.gates, await api(`${path}/pending`), () => load(path, view));
+    drawGates(view.gates, await api(`${path}/pending`), () => load(path, view, main));
   } catch (error) {
     report(error);
   }
 }
 
-function childLink(id) {
-  return `#/${id.startsWith("graph-") ? "graphs" : "agents"}/${encodeURIComponent(id)}`;
+function childLink(kind, id) {
+  // A graph node's children are graphs; an agent's (or a map of agents') are agents.
+  return `#/${kind.endsWith("graph") ? "graphs" : "agents"}/${encodeURIComponent(id)}`;
 }
 
 function drawGates(el, pending, done) {
@@ -86,10 +89,15 @@ function gateForm(gate, done) {
   } },
   h("h3", {}, "Gate ", h("code", {}, gate.id)),
   h("p", {}, gate.prompt),
-  gate.show !== null && gate.show !== undefined ? h("pre", {}, JSON.stringify(gate.show, null, 2)) : null,
+  shown(gate.show),
   gate.answer_schema ? h("details", {}, h("summary", {}, "Answer schema"), h("pre", {}, JSON.stringify(gate.answer_schema, null, 2))) : null,
   field("Answer (JSON)", answer),
   h("button", { type: "submit" }, "Decide"));
+}
+
+function shown(value) {
+  if (value === null || value === undefined) return null;
+  return h("pre", { class: "shown" }, typeof value === "string" ? value : JSON.stringify(value, null, 2));
 }
 
 function example(schema) {

@@ -8,45 +8,21 @@ client is httpx over a loopback socket.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from temporalio.client import Client
 
 from duragent.activities.events import EVENT_TYPES
-from duragent.worker.scripted_llm import ScriptedLLMServer
 from tests.conftest import Harness, eventually
 from tests.processes import cli, worker_env
-from tests.serve_support import TOKEN, Served, read_sse, serve
+from tests.serve.support import TOKEN, Served, read_sse, serve
 from tests.test_agent import call, finish
 from tests.test_operating import ask
 
 COLOURS = ["red", "blue"]
-
-
-@pytest.fixture(scope="module")
-async def base(
-    client: Client, llm: ScriptedLLMServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Harness]:
-    """The module's task queue, with a worker on it for every test."""
-    h = Harness(client=client, llm=llm, workspace=tmp_path_factory.mktemp("api") / "workspace")
-    async with h.worker():
-        yield h
-
-
-@pytest.fixture(scope="module")
-async def served(base: Harness, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
-    async with serve(base, tmp_path_factory.mktemp("api-log") / "serve.log") as server:
-        yield server
-
-
-@pytest.fixture
-def h(base: Harness) -> Iterator[Harness]:
-    """A script marker of the test's own, on the module's queue and worker."""
-    yield Harness(base.client, base.llm, base.workspace, task_queue=base.task_queue)
 
 
 async def start(served: Served, task: str, **body: Any) -> str:
