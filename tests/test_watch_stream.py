@@ -142,6 +142,22 @@ async def test_watch_follows_a_graph_and_prints_how_to_decide_its_gate(harness: 
     assert lines[-2] == "status: completed"
 
 
+async def test_watch_of_a_run_temporal_closed_says_how_it_ended(harness: Harness) -> None:
+    task = harness.script([{"tool_calls": [call("_ask_user", question="Anyone?")]}])
+    async with harness.worker():
+        handle = await start(harness, task)
+        out = await watch(harness, handle.id)
+        try:
+            await out.until("question call_0_0: Anyone?")
+            await handle.terminate(reason="nobody")
+            code = await out.rest()
+        finally:
+            await stop_process(out.proc)
+
+    assert code == 1, out.text
+    assert out.text.splitlines()[-1] == "status: terminated"
+
+
 async def test_watch_of_an_unknown_id_is_one_line_and_exit_2(harness: Harness) -> None:
     done = await cli(worker_env(harness), "watch", "agent-nobody-here")
     assert done.returncode == 2

@@ -25,6 +25,7 @@ from temporalio.client import Client
 from duragent.activities.models import Message, Role
 from duragent.worker import render
 from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK
+from duragent.worker.client import CLOSED_STATUS
 from duragent.worker.events import NoStream, subscribe
 from duragent.worker.graph_render import gate_lines
 from duragent.worker.pending_tree import PendingItem, PendingKind, item_lines
@@ -46,6 +47,10 @@ async def watch(client: Client, args: argparse.Namespace, settings: Settings) ->
 
         return await watch_by_polling(client, args, settings)
     shown.end_text()
+    if shown.outcome is None and not args.json:
+        # Closed by Temporal itself (terminated, timed out, a graph cancelled): no event.
+        closed = (await client.get_workflow_handle(args.agent_id).describe()).status
+        _out(f"status: {CLOSED_STATUS.get(closed, 'unknown') if closed else 'unknown'}")
     return EXIT_OK if shown.outcome == "completed" else EXIT_NOT_COMPLETED
 
 
