@@ -30,13 +30,16 @@ from duragent.workflows.models import (
     ApprovalPolicy,
     HistoryPolicy,
     LLMPolicy,
+    MemoryPolicy,
     ReplyInput,
+    SubAgentSpec,
 )
 from tests.conftest import Harness, eventually
 from tests.processes import spawn_worker, stop_process, worker_env
 from tests.replay import replay
 from tests.test_agent import call, finish, start
 from tests.test_graph import decide, loop_graph, start_graph
+from tests.test_long_runs import summary_script
 
 Event = dict[str, JsonValue]
 SPOKEN = "Writing the file now, then I will ask you one thing."
@@ -269,6 +272,51 @@ async def test_a_graphs_events_name_its_nodes_gate_and_children(harness: Harness
     assert gate["answer_schema"] == spec.nodes["review"].gate.answer  # type: ignore[union-attr]
     assert events[-1]["type"] == "finished" and events[-1]["result"] == result.output
     assert child_events[-1]["type"] == "finished" and child_events[-1]["agent_id"] == child[0]
+
+
+async def test_a_sub_agents_question_and_a_compaction_are_events_of_the_parent(
+    harness: Harness,
+) -> None:
+    summary_script(harness)
+    child = f"{harness.marker}-child"
+    harness.llm.add_script(
+        {
+            "name": child,
+            "match": child,
+            "steps": [{"tool_calls": [call("_ask_user", question="Which colour?")]}, finish("red")],
+        }
+    )
+    steps = [
+        {"tool_calls": [call("_create_sub_task", agent="helper", task=f"pick {child}")]},
+        *[{"tool_calls": [call("_list_files")]} for _ in range(3)],
+        {"tool_calls": [call("_compress_memory", reason="tidy up")]},
+    ]
+    # After compaction the step count restarts: the tool's answer ends the run instead.
+    task = harness.script(steps, rules=[{"when_last": "^memory compressed", "step": finish()}])
+    helper = {"helper": SubAgentSpec(description="picks")}
+    memory = MemoryPolicy(keep_recent_turns=1)
+    async with harness.worker():
+        handle = await start(harness, task, sub_agents=helper, memory=memory)
+        events: list[Event] = []
+        async for event in subscribe(harness.client, handle.id):
+            events.append(event)
+            if event["type"] == "question" and event["state"] == "pending":
+                reply = ReplyInput(answer="red", question_id=str(event["id"]))
+                _ = await handle.execute_update(AgentWorkflow.reply, reply)
+        result = await handle.result()
+
+    assert result.status is AgentStatus.COMPLETED and result.compactions == 1
+    asked, answered = [e for e in events if e["type"] == "question"]
+    child_id = f"{handle.id}-call_0_0-0"
+    assert asked["asked_by"] == child_id and asked["id"] == f"{child_id}:call_0_0"
+    assert (answered["state"], answered["id"]) == ("resolved", asked["id"])
+    started = [e["name"] for e in events if e["type"] == "tool_started"]
+    assert started[0] == "_create_sub_task"
+    [compaction] = [e for e in events if e["type"] == "compaction"]
+    assert compaction["replaced"] > 0 and compaction["transcript_length"] > 0  # type: ignore[operator]
+    # The messages after it are numbered in the compacted transcript.
+    after = [e["index"] for e in events[events.index(compaction) :] if e["type"] == "message"]
+    assert after[0] == compaction["transcript_length"]
 
 
 _PROMPT = "Approve the draft of streams?"
