@@ -110,3 +110,21 @@ async def test_quiet_streams_yield_keepalives_and_upstream_errors_reach_subscrib
             batches.append(batch)
     assert batches[0] == [{"type": "status", "offset": 0}]
     assert [] in batches[1:]  # keep-alive ticks while nothing came
+
+
+async def test_waiting_subscribers_do_not_wake_each_other() -> None:
+    async def quiet(workflow_id: str, offset: int) -> AsyncIterator[Event]:
+        yield {"type": "status", "offset": 0}
+        await asyncio.sleep(0.3)  # a quiet stream while twenty subscribers wait
+        yield {"type": "finished", "offset": 1}
+
+    hub = Hub(quiet)
+
+    async def follow() -> list[list[Event]]:
+        return [batch async for batch in hub.follow("agent-1", 0, keepalive=0.05)]
+
+    followed = await asyncio.gather(*(follow() for _ in range(20)))
+    for batches in followed:
+        assert [e["offset"] for batch in batches for e in batch] == [0, 1]
+        # A keep-alive per 50 ms of quiet, not one each time another subscriber moves.
+        assert batches.count([]) <= 8, len(batches)

@@ -56,7 +56,12 @@ class _Channel:
         self.error: BaseException | None = None
         self.done = False
         self._keys = itertools.count()
-        self._changed = asyncio.Condition()
+        lock = asyncio.Lock()
+        self._arrived = asyncio.Condition(lock)
+        """Subscribers wait here for new events (or the end)."""
+        self._freed = asyncio.Condition(lock)
+        """The pump waits here for room in a full buffer."""
+        self._full = False
         self._task = asyncio.create_task(self._pump(upstream(workflow_id, start)))
 
     def covers(self, offset: int) -> bool:
@@ -77,17 +82,17 @@ class _Channel:
         try:
             async for event in events:
                 offset = event.get("offset")
-                async with self._changed:
+                async with self._arrived:
                     await self._room()
                     self.offsets.append(offset if isinstance(offset, int) else self._next())
                     self.events.append(event)
-                    self._changed.notify_all()
+                    self._arrived.notify_all()
         except Exception as err:  # the subscribers report it; the server goes on
             self.error = err
         finally:
-            async with self._changed:
+            async with self._arrived:
                 self.done = True
-                self._changed.notify_all()
+                self._arrived.notify_all()
 
     def _next(self) -> int:
         return self.offsets[-1] + 1 if self.offsets else self.first
@@ -104,8 +109,11 @@ class _Channel:
             if len(self.positions) > 1:
                 slowest = min(self.positions, key=lambda key: self.positions[key])
                 del self.positions[slowest]  # it reads Lagged next, and resumes elsewhere
+                self._arrived.notify_all()
                 continue
-            await self._changed.wait()
+            self._full = True
+            await self._freed.wait()
+            self._full = False
 
     async def read(self, key: int, wait: float) -> list[Event] | None:
         """The subscriber's next events; ``[]`` after ``wait`` s without any, ``None`` at the end.
@@ -114,27 +122,31 @@ class _Channel:
             Lagged: The subscriber was cut off: it fell behind a full buffer.
             Exception: What ended the upstream reader, once every event before it is read.
         """
-        async with self._changed:
+        async with self._arrived:
+            if self._full:  # a new or moving subscriber changes what the pump may drop
+                self._freed.notify_all()
+            try:
+                await asyncio.wait_for(self._arrived.wait_for(lambda: self._ready(key)), wait)
+            except TimeoutError:
+                return []
             if key not in self.positions:
                 raise Lagged(f"a subscriber of {self.workflow_id} fell behind")
             start = bisect.bisect_left(self.offsets, self.positions[key])
-            if start == len(self.events) and not self.done:
-                self._changed.notify_all()  # a pump waiting for room sees who is waiting
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), wait)
-                if key not in self.positions:
-                    raise Lagged(f"a subscriber of {self.workflow_id} fell behind")
-                start = bisect.bisect_left(self.offsets, self.positions[key])
             if start < len(self.events):
                 batch = self.events[start:]
                 self.positions[key] = self.offsets[-1] + 1
-                self._changed.notify_all()  # the reader may wait for room
+                if self._full:
+                    self._freed.notify_all()
                 return batch
-            if self.done:
-                if self.error is not None:
-                    raise self.error
-                return None
-            return []
+            if self.error is not None:
+                raise self.error
+            return None
+
+    def _ready(self, key: int) -> bool:
+        """Whether the subscriber has something to read: events, the end, or its cut."""
+        if key not in self.positions or self.done:
+            return True
+        return bisect.bisect_left(self.offsets, self.positions[key]) < len(self.events)
 
     async def close(self) -> None:
         """Stop reading upstream."""
