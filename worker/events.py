@@ -94,7 +94,10 @@ async def subscribe(
         temporalio.service.RPCError: No workflow has this id (status ``NOT_FOUND``), or,
             without ``follow``, Temporal or the worker could not answer.
         NoStream: The run publishes no events.
+        ValueError: ``from_offset`` is negative.
     """
+    if from_offset < 0:
+        raise ValueError(f"from_offset must not be negative, got {from_offset}")
     handle = client.get_workflow_handle(workflow_id)
     offset = from_offset
     pause = ACTIVE_PAUSE

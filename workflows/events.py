@@ -72,9 +72,10 @@ MAX_PUBLISH_ITEMS = 100
 MAX_ITEM_CHARS = 64_000
 """Encoded size of one published item at most: a batch of text is far smaller."""
 MAX_POLL_TOPICS = 16
-CARRIED_EVENT_BYTES = 128_000
+CARRIED_EVENT_BYTES = 64_000
 """The newest events that ride along into the next run's input (the rest stay in the
-old run): enough for a subscriber a little behind, small next to the 2 MB input limit."""
+old run): enough for a subscriber a little behind, and small beside the transcript the
+input carries too (Temporal warns at 512 KB)."""
 PUBLISHER_TTL = timedelta(minutes=5)
 """How long a publisher's de-duplication state is carried after its last batch. Each
 LLM attempt is one publisher that gives up retrying a batch after 30 s."""
@@ -356,7 +357,10 @@ def _question_event(
 
 
 def _keep_from(stream: WorkflowStream) -> int:
-    """The first offset whose events, to the end, fit in ``CARRIED_EVENT_BYTES``."""
+    """The first offset whose events, to the end, fit in ``CARRIED_EVENT_BYTES``.
+
+    Reads the stream's log directly: the library offers ``truncate`` but no sizes.
+    """
     log = stream._log
     size = 0
     keep = len(log)

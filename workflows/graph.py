@@ -397,8 +397,9 @@ class GraphWorkflow:
             timed_out = True
         # Not in a ``finally``: an evicted run unwinds through here outside the event
         # loop, where no workflow call may be made.
-        answer = self._answers.get(key) if not timed_out else gate.on_timeout
-        self._events.gate(self._gates.pop(key), answer=answer, resolved=True)
+        closed = self._gates.pop(key)
+        answer = gate.on_timeout if timed_out else self._answers.get(key)
+        self._events.gate(closed, answer=answer, resolved=True)
         if not self._gates:
             self._set_status(GraphStatus.RUNNING)
         if not timed_out:
