@@ -50,6 +50,7 @@ class StatusEvent(_Event):
     status: str = ""
     """The new status (``AgentStatus`` or the graph's status values)."""
     cycle: int = 0
+    """The agent's cycle, or the graph's step."""
     waiting_for: str | None = None
     """What the run waits for, when it waits (a question, approvals, sub-agents)."""
 
@@ -169,6 +170,7 @@ class ContinuedAsNewEvent(_Event):
 
     type: Literal["continued_as_new"] = "continued_as_new"
     cycle: int = 0
+    """The agent's cycle, or the graph's step."""
     run: int = 0
     """The number of the run that starts (1 is the first)."""
 
