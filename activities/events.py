@@ -29,7 +29,7 @@ TOPIC = "events"
 """The stream topic every duragent event is published on (one topic keeps one order)."""
 
 
-class _Event(BaseModel):
+class BaseEvent(BaseModel):
     """Fields every event has."""
 
     offset: int = 0
@@ -43,7 +43,7 @@ class _Event(BaseModel):
     time for the others (which a replay of the run may put a workflow task later)."""
 
 
-class StatusEvent(_Event):
+class StatusEvent(BaseEvent):
     """The agent's or graph's status changed."""
 
     type: Literal["status"] = "status"
@@ -55,7 +55,7 @@ class StatusEvent(_Event):
     """What the run waits for, when it waits (a question, approvals, sub-agents)."""
 
 
-class MessageEvent(_Event):
+class MessageEvent(BaseEvent):
     """A message was added to the transcript."""
 
     type: Literal["message"] = "message"
@@ -65,7 +65,7 @@ class MessageEvent(_Event):
     message: Message | None = None
 
 
-class TokenEvent(_Event):
+class TokenEvent(BaseEvent):
     """A batch of streamed text from one attempt of one LLM call."""
 
     type: Literal["token"] = "token"
@@ -81,7 +81,7 @@ class TokenEvent(_Event):
     """Reasoning deltas, for models that stream them."""
 
 
-class ToolStartedEvent(_Event):
+class ToolStartedEvent(BaseEvent):
     """A tool call started."""
 
     type: Literal["tool_started"] = "tool_started"
@@ -92,7 +92,7 @@ class ToolStartedEvent(_Event):
     """The call's raw JSON arguments, cut to a bounded length."""
 
 
-class ToolFinishedEvent(_Event):
+class ToolFinishedEvent(BaseEvent):
     """A tool call finished (once per call, whatever its retries)."""
 
     type: Literal["tool_finished"] = "tool_finished"
@@ -106,7 +106,7 @@ class ToolFinishedEvent(_Event):
     error_code: str | None = None
 
 
-class QuestionEvent(_Event):
+class QuestionEvent(BaseEvent):
     """A question to a person: asked (``pending``) or answered (``resolved``).
 
     An agent's ``_ask_user`` (``kind`` ``ask_user``: answer with ``duragent reply``), a
@@ -135,7 +135,7 @@ class QuestionEvent(_Event):
     """The JSON Schema a gate's answer must satisfy."""
 
 
-class ApprovalEvent(_Event):
+class ApprovalEvent(BaseEvent):
     """A tool call waits for approval (``pending``) or was decided (``resolved``)."""
 
     type: Literal["approval"] = "approval"
@@ -154,7 +154,7 @@ class ApprovalEvent(_Event):
     """A rejection's message to the model."""
 
 
-class CompactionEvent(_Event):
+class CompactionEvent(BaseEvent):
     """Older transcript messages were summarized."""
 
     type: Literal["compaction"] = "compaction"
@@ -165,7 +165,7 @@ class CompactionEvent(_Event):
     """The transcript's length after compaction."""
 
 
-class ContinuedAsNewEvent(_Event):
+class ContinuedAsNewEvent(BaseEvent):
     """The run continued as new; the stream goes on in the next run."""
 
     type: Literal["continued_as_new"] = "continued_as_new"
@@ -175,7 +175,7 @@ class ContinuedAsNewEvent(_Event):
     """The number of the run that starts (1 is the first)."""
 
 
-class NodeEvent(_Event):
+class NodeEvent(BaseEvent):
     """A graph node's visit changed: started, waiting, done, failed or skipped."""
 
     type: Literal["node"] = "node"
@@ -192,7 +192,7 @@ class NodeEvent(_Event):
     error: str | None = None
 
 
-class FinishedEvent(_Event):
+class FinishedEvent(BaseEvent):
     """The agent or graph ended; the last event of its stream."""
 
     type: Literal["finished"] = "finished"

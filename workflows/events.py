@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from duragent.activities.events import (
         TOPIC,
         ApprovalEvent,
+        BaseEvent,
         CompactionEvent,
         ContinuedAsNewEvent,
         FinishedEvent,
@@ -55,7 +56,6 @@ with workflow.unsafe.imports_passed_through():
         ToolFinishedEvent,
         ToolStartedEvent,
     )
-    from duragent.activities.events import _Event as Event
     from duragent.activities.models import Message, Role, TokenStream, ToolCall, ToolResult
     from duragent.workflows.graph_models import GateView, NodeView
     from duragent.workflows.models import ApprovalDecision, PendingApproval, PendingQuestion
@@ -116,7 +116,7 @@ class EventStream:
         """Whether this run publishes events (it started after the patch)."""
         return self._stream is not None
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: BaseEvent) -> None:
         """Stamp the event with the run's id and the time, and append it to the stream."""
         if self._stream is None:
             return
