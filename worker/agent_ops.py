@@ -1,4 +1,4 @@
-"""What the CLI and the HTTP API do to agents, as data: ask, list, start, answer, stop.
+"""What the CLI and the HTTP API do to agents, as data: ask, start, answer, steer, stop.
 
 Both faces call these functions and differ only in how they show the outcome: the CLI
 (:mod:`worker.inspection`, :mod:`worker.commands`) prints lines or JSON, ``duragent
@@ -28,7 +28,6 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
-    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -55,11 +54,10 @@ from duragent.worker.client import (
 )
 from duragent.worker.pending_tree import PendingTree, walk
 from duragent.workflows import search_attributes as search
-from duragent.workflows.agent import WORKFLOW_NAME, AgentWorkflow
+from duragent.workflows.agent import AgentWorkflow
 from duragent.workflows.models import (
     AgentInput,
     AgentResult,
-    AgentStatus,
     AgentView,
     ApprovalDecision,
     PendingView,
@@ -74,14 +72,6 @@ QUERY_TIMEOUT = timedelta(seconds=30)
 worker's sticky schedule-to-start timeout (3 s for duragent workers, 10 s for the SDK's
 default): after a worker died, Temporal first
 offers the query to its sticky queue, then to a live worker of the task queue."""
-EXECUTION_FILTER = {
-    "terminated": "ExecutionStatus = 'Terminated'",
-    "timed_out": "ExecutionStatus = 'TimedOut'",
-    "cancelled": f"({search.STATUS.name} = 'cancelled' OR ExecutionStatus = 'Canceled')",
-    "failed": f"({search.STATUS.name} = 'failed' OR ExecutionStatus = 'Failed')",
-}
-"""``ls --status`` values a run closed by Temporal can have without recording them."""
-
 Handle = WorkflowHandle[AgentWorkflow, AgentResult]
 T = TypeVar("T")
 SlowHook = Callable[[Client, "asyncio.Future[Any]", WorkflowHandle[Any, Any]], Awaitable[None]]
@@ -325,59 +315,6 @@ def closed_by(err: WorkflowFailureError) -> str:
     if isinstance(cause, TimeoutError):
         return CLOSED_STATUS[WorkflowExecutionStatus.TIMED_OUT]
     return "failed"
-
-
-# --- listing ---------------------------------------------------------------------------
-
-
-def ls_query(status: str | None, owner: str | None) -> str:
-    """The visibility query of ``ls``: one row per agent (its latest run).
-
-    A continued-as-new run is not listed (its successor is); a status an agent records
-    while it runs (``running``, ``waiting_*``) only matches open runs, because a run that
-    Temporal closed (terminated, timed out) keeps the last one it recorded.
-    """
-    query = f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'ContinuedAsNew'"
-    if status in EXECUTION_FILTER:
-        query += f" AND {EXECUTION_FILTER[status]}"
-    elif status is not None:
-        query += f" AND {search.STATUS.name} = '{status}'"
-        if not AgentStatus(status).is_final:
-            query += " AND ExecutionStatus = 'Running'"
-    return query + owner_filter(owner)
-
-
-def owner_filter(owner: str | None) -> str:
-    """The visibility clause that keeps one owner's runs (none without an owner)."""
-    if not owner:
-        return ""
-    escaped = owner.replace("\\", "\\\\").replace("'", "\\'")
-    return f" AND {search.OWNER.name} = '{escaped}'"
-
-
-async def list_agents(
-    client: Client, status: str | None, owner: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Agents from Temporal visibility (no agent is queried), newest first."""
-    rows = []
-    async for wf in client.list_workflows(ls_query(status, owner), limit=limit):
-        rows.append(listed_row(wf, model=wf.typed_search_attributes.get(search.MODEL) or ""))
-    return rows
-
-
-def listed_row(wf: WorkflowExecution, **extra: Any) -> dict[str, Any]:
-    """One run of a listing: id, status, owner, times, run and queue, and ``extra``."""
-    attrs = wf.typed_search_attributes
-    return {
-        "id": wf.id,
-        "status": shown_status(wf.status, attrs.get(search.STATUS)),
-        **extra,
-        "owner": attrs.get(search.OWNER),
-        "started": wf.start_time.isoformat(timespec="seconds"),
-        "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
-        "run_id": wf.run_id,
-        "task_queue": wf.task_queue,
-    }
 
 
 # --- starting, answering, steering, stopping -------------------------------------------

@@ -46,13 +46,13 @@ from duragent.worker.graph_ops import (
     graph_pending,
     graph_state,
     input_problems,
-    list_graphs,
     run_spec,
     send_gate_answer,
     start_graph,
 )
 from duragent.worker.graph_render import mermaid, status_lines
 from duragent.worker.inspection import note_missing_worker, print_closed, print_json
+from duragent.worker.listing import list_graphs
 from duragent.worker.plugin import load_modules
 from duragent.worker.settings import Settings
 from duragent.workflows.graph_load import load_graph

@@ -1,4 +1,4 @@
-"""What the CLI and the HTTP API do to graph runs, as data: ask, list, start, decide, stop.
+"""What the CLI and the HTTP API do to graph runs, as data: ask, start, decide, stop.
 
 The graph counterpart of :mod:`worker.agent_ops`, with the same errors: a mistake is a
 :class:`~worker.agent_ops.UserError` (``NoWorker``, ``Ended``, ``Rejected``), a run
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -26,7 +26,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from duragent.worker.agent_ops import (
-    EXECUTION_FILTER,
     QUERY_TIMEOUT,
     Ended,
     RunState,
@@ -34,8 +33,6 @@ from duragent.worker.agent_ops import (
     UserError,
     WrongKind,
     answered,
-    listed_row,
-    owner_filter,
     recorded_status,
     run_state,
     send_update,
@@ -53,15 +50,12 @@ from duragent.workflows.graph_models import (
     GraphInput,
     GraphPending,
     GraphResult,
-    GraphStatus,
     GraphView,
 )
 from duragent.workflows.graph_spec import FieldType, GraphSpec
 
 GraphHandle = WorkflowHandle[Any, GraphResult]
 T = TypeVar("T")
-
-FINAL: Final = frozenset({GraphStatus.COMPLETED, GraphStatus.FAILED, GraphStatus.CANCELLED})
 
 
 # --- starting --------------------------------------------------------------------------
@@ -249,26 +243,3 @@ async def cancel_graph(client: Client, graph_id: str, reason: str) -> GraphHandl
         raise Ended(f"graph {graph_id!r} has already ended ({recorded_status(description)})")
     await handle.cancel(reason=reason)
     return handle
-
-
-def ls_query(status: str | None, owner: str | None) -> str:
-    """The visibility query of ``graph ls``: one row per graph (its latest run)."""
-    query = f"WorkflowType = '{GRAPH_WORKFLOW_NAME}' AND ExecutionStatus != 'ContinuedAsNew'"
-    if status in EXECUTION_FILTER:
-        query += f" AND {EXECUTION_FILTER[status]}"
-    elif status is not None:
-        query += f" AND {search.STATUS.name} = '{status}'"
-        if GraphStatus(status) not in FINAL:
-            query += " AND ExecutionStatus = 'Running'"
-    return query + owner_filter(owner)
-
-
-async def list_graphs(
-    client: Client, status: str | None, owner: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Graph runs from Temporal visibility (no graph is queried), newest first."""
-    rows = []
-    async for wf in client.list_workflows(ls_query(status, owner), limit=limit):
-        memo = await wf.memo()
-        rows.append(listed_row(wf, graph=memo.get("graph", "")))
-    return rows

@@ -34,7 +34,6 @@ from duragent.worker.agent_ops import (
     answered,
     closed_by,
     closed_json,
-    list_agents,
     pending_tree,
     status_view,
     transcript_page,
@@ -45,6 +44,7 @@ from duragent.worker.client import (
     agent_handle,
     workflow_pollers,
 )
+from duragent.worker.listing import list_agents
 from duragent.worker.pending_tree import item_lines, tree_lines
 from duragent.worker.settings import Settings
 from duragent.worker.telemetry import (

@@ -43,7 +43,7 @@ def client(request: Request) -> Client:
     return found
 
 
-async def listing(
+async def list_response(
     request: Request,
     kind: str,
     schema: type[schemas.ListAgents],

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from duragent.worker import agent_ops as ops
+from duragent.worker import listing
 from duragent.worker.cli_args import unknown_tools
 from duragent.worker.client import agent_handle
 from duragent.worker.serve import schemas
@@ -24,7 +25,7 @@ from duragent.worker.serve.parse import (
     client,
     created,
     give_up_without_worker,
-    listing,
+    list_response,
     query,
 )
 from duragent.worker.settings import Settings
@@ -34,7 +35,7 @@ from duragent.workflows.models import AgentInput, ApprovalDecision, ApprovalPoli
 
 async def list_agents(request: Request) -> JSONResponse:
     """``GET /api/v1/agents?status=&owner=&limit=``: from Temporal visibility, newest first."""
-    return await listing(request, "agents", schemas.ListAgents, ops.list_agents)
+    return await list_response(request, "agents", schemas.ListAgents, listing.list_agents)
 
 
 async def start_agent(request: Request) -> JSONResponse:

@@ -17,10 +17,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from duragent.worker import graph_ops as ops
+from duragent.worker import listing
 from duragent.worker.graph_render import graph_edges, mermaid, node_kind
 from duragent.worker.serve import schemas
 from duragent.worker.serve.errors import error
-from duragent.worker.serve.parse import body, client, created, give_up_without_worker, listing
+from duragent.worker.serve.parse import body, client, created, give_up_without_worker, list_response
 from duragent.worker.serve.routes_agents import final_outcome
 from duragent.worker.settings import Settings
 from duragent.workflows.graph_load import load_graph
@@ -31,7 +32,7 @@ from duragent.workflows.graph_validate import GraphSpecError, Problem, validate
 
 async def list_graphs(request: Request) -> JSONResponse:
     """``GET /api/v1/graphs?status=&owner=&limit=``: from Temporal visibility, newest first."""
-    return await listing(request, "graphs", schemas.ListGraphs, ops.list_graphs)
+    return await list_response(request, "graphs", schemas.ListGraphs, listing.list_graphs)
 
 
 async def start_graph(request: Request) -> JSONResponse:
