@@ -10,6 +10,7 @@ the application's folder; then the stock worker loads the application's agents
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -95,3 +96,39 @@ def test_an_application_with_its_own_worker_and_workflows_modules_runs_an_agent(
         llm.add_script(example_script())
         done = _run([python, "example.py"], cwd=app, env=example_env(temporal, llm, tmp_path))
     assert done.stdout.strip() == "city='Lyon' temperature_c=21.5"
+
+
+def test_the_stock_worker_loads_the_applications_agents_and_tools(
+    venv: Path, temporal: DevServer, tmp_path: Path
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "worker.py").write_text(APP_WORKER)
+    # The README example's tool and agent, without its main: a module for --load.
+    (app / "app_agents.py").write_text(library_example().text.split("async def main")[0])
+    duragent = str(venv / "bin" / "duragent")
+    with ScriptedLLMServer() as llm:
+        llm.add_script(example_script())
+        env = example_env(temporal, llm, tmp_path)
+        log = (tmp_path / "worker.log").open("w")
+        worker = subprocess.Popen(
+            [duragent, "worker", "--load", "app_agents"], cwd=app, env=env, stdout=log, stderr=log
+        )
+        try:
+            listed = _run([duragent, "agents", "--json"], cwd=app, env=env)
+            [spec] = json.loads(listed.stdout)
+            assert (spec["name"], spec["output_type"]) == ("forecaster", "Forecast")
+            assert "weather" in spec["tools"]
+            done = _run(
+                [duragent, "run", "--agent", "forecaster", "What is the weather in Lyon?",
+                 "--wait", "--json"],
+                cwd=app, env=env,
+            )  # fmt: skip
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+            log.close()
+    result = json.loads(done.stdout.split("\n", 1)[1])  # after the agent id
+    assert result["status"] == "completed"
+    assert result["output"] == {"city": "Lyon", "temperature_c": 21.5}
+    assert "loaded app_agents: agents forecaster" in (tmp_path / "worker.log").read_text()

@@ -32,7 +32,9 @@ EXAMPLES = {
     "worker": "DURAGENT_TASK_QUEUE=duragent duragent worker --load mypkg.tasks,mypkg.tools",
     "run": 'duragent run "Summarise the files in the workspace" --wait\n'
     "  duragent run --task-file task.md --id report-42 --tools _read_file,_write_file\n"
-    "  git diff | duragent run - --wait",
+    "  git diff | duragent run - --wait\n"
+    '  duragent run --agent forecaster "What is the weather in Lyon?" --wait --json',
+    "agents": "duragent agents --json",
     "result": "duragent result agent-3f2a1b --wait --json",
     "status": "duragent status agent-3f2a1b",
     "pending": "duragent pending agent-3f2a1b --json",
@@ -143,8 +145,17 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     run.add_argument("--task-file", metavar="PATH", help="read the task from a file (`-`: stdin)")
     run.add_argument("--id", dest="agent_id", type=arg.agent_id, help="agent id (default: new)")
+    run.add_argument(
+        "--agent",
+        type=arg.name("--agent"),
+        metavar="NAME",
+        help="start a definition the workers registered (`duragent agents`); "
+        "the other options override its settings",
+    )
     run.add_argument("--model", type=arg.name("--model"), help="model (default: DURAGENT_MODEL)")
-    run.add_argument("--max-cycles", type=arg.whole_number(1), default=50, help="LLM calls at most")
+    run.add_argument(
+        "--max-cycles", type=arg.whole_number(1), help="LLM calls at most (default: 50)"
+    )
     run.add_argument(
         "--system-prompt",
         type=arg.text("--system-prompt"),
@@ -164,6 +175,9 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
         "(default: the agent's own folder, named by its id)",
     )
     run.add_argument("--wait", action="store_true", help="wait and print the result")
+    run.add_argument("--json", action="store_true", help="with --wait: print the result as JSON")
+    agents = _command(sub, "agents", "list the agent definitions the queue's workers registered")
+    agents.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_inspection(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -26,6 +26,8 @@ from duragent.worker.agent_ops import (
     start,
     steer,
 )
+from duragent.worker.agents import CONTROL_TOOLS
+from duragent.worker.agents_cli import agents, definition_input
 from duragent.worker.cli_args import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, unknown_tools
 from duragent.worker.client import agent_handle, ensure_search_attributes
 from duragent.worker.inspection import (
@@ -58,7 +60,7 @@ async def worker(client: Client, args: argparse.Namespace, settings: Settings) -
     """Run a worker until SIGTERM/SIGINT."""
     from duragent.worker.main import run_worker
 
-    if not settings.llm.configured:
+    if not settings.llm_configured:
         raise UserError(
             "no LLM configured: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL "
             "(any OpenAI-compatible server, e.g. vLLM, Ollama, LiteLLM)"
@@ -76,21 +78,28 @@ async def run(client: Client, args: argparse.Namespace, settings: Settings) -> i
             "unless its worker registers a tool of that name",
             file=sys.stderr,
         )
-    input = AgentInput(
-        task=args.task,
-        model=args.model or settings.model,
-        system_prompt=args.system_prompt,
-        tools=args.tools,
-        max_cycles=args.max_cycles,
-        owner=args.owner or settings.owner,
-        workspace=args.workspace,
-    )
+    # The control tools come with any list: without _task_finish a run cannot end.
+    tools = None if args.tools is None else list(dict.fromkeys([*CONTROL_TOOLS, *args.tools]))
+    given = {
+        "system_prompt": args.system_prompt,
+        "tools": tools,
+        "max_cycles": args.max_cycles,
+        "owner": args.owner or settings.owner,
+        "workspace": args.workspace,
+    }
+    if args.agent is not None:
+        input = await definition_input(
+            client, settings, args.agent, args.task, model=args.model, **given
+        )
+    else:
+        given = {k: v for k, v in given.items() if v is not None}
+        input = AgentInput(task=args.task, model=args.model or settings.model, **given)
     handle = await start(client, input, task_queue=settings.task_queue, agent_id=args.agent_id)
     print(handle.id, flush=True)
     if not args.wait:
         return EXIT_OK
     return await print_result(
-        client, agent_handle(client, handle.id), as_json=False, task_queue=settings.task_queue
+        client, agent_handle(client, handle.id), as_json=args.json, task_queue=settings.task_queue
     )
 
 
@@ -153,6 +162,7 @@ async def _notice_missing_worker(
 COMMANDS: dict[str, Command] = {
     "worker": worker,
     "run": run,
+    "agents": agents,
     "result": result,
     "status": status,
     "pending": pending,
