@@ -33,7 +33,10 @@ export function showAgent(main, id) {
   const refresh = debounce(() => refreshPanels(path, view), 200);
   let stop = () => {};
   loadTranscript(path, view.transcript).then(() => {
-    stop = follow("agents", id, (event) => onEvent(event, view, path, refresh), () => refresh());
+    stop = follow("agents", id, (event) => onEvent(event, view, path, refresh), (end) => {
+      if (end.reason === "error") report(`Live events stopped: ${end.error}`);
+      refresh();
+    });
   });
   refreshPanels(path, view);
   return () => stop();

@@ -1,6 +1,7 @@
 // Talking to the API: the bearer token (kept for this tab only), JSON calls, live events.
 
 const KEY = "duragent.token";
+let session = null; // the events cookie, asked for once per token
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -19,8 +20,10 @@ export function setToken(value) {
 }
 
 export function forgetToken() {
+  const headers = authHeaders(); // the cookie is dropped with the token that made it
   sessionStorage.removeItem(KEY);
-  fetch("/api/v1/session", { method: "DELETE", headers: authHeaders() }).catch(() => {});
+  session = null;
+  fetch("/api/v1/session", { method: "DELETE", headers }).catch(() => {});
 }
 
 function authHeaders() {
@@ -42,11 +45,12 @@ export async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
-let session = null;
-
 /** EventSource cannot send a header: trade the token for the events cookie once. */
 function openSession() {
-  session = session || api("/session", { method: "POST" });
+  session = session || api("/session", { method: "POST" }).catch((error) => {
+    session = null; // asked again next time
+    throw error;
+  });
   return session;
 }
 
@@ -67,7 +71,7 @@ export function follow(kind, id, onEvent, onEnd) {
       source.close();
       onEnd(JSON.parse(message.data));
     });
-  });
+  }).catch((error) => onEnd({ reason: "error", error: error.message }));
   return () => {
     stopped = true;
     if (source) source.close();

@@ -24,7 +24,10 @@ export function showGraph(main, id) {
   } }, h("button", { type: "submit", class: "danger" }, "Cancel the graph"));
   fill(main, h("h1", {}, "Graph ", h("code", {}, id)), view.status, view.gates, view.drawing, table, cancel);
   const refresh = debounce(() => load(path, view, main), 200);
-  const stop = follow("graphs", id, () => refresh(), () => refresh());
+  const stop = follow("graphs", id, () => refresh(), (end) => {
+    if (end.reason === "error") report(`Live events stopped: ${end.error}`);
+    refresh();
+  });
   load(path, view, main);
   return stop;
 }
