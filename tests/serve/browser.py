@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -70,9 +71,15 @@ class Console:
 
     def until(self, found: Callable[[WebDriver], Any], what: str) -> Any:
         """Wait for ``found`` to return something truthy; fail naming ``what``."""
-        return WebDriverWait(self.browser, WAIT, poll_frequency=0.05).until(
-            found, f"{what} not seen within {WAIT} s"
+        # The console redraws what changes (a status, a drawing): an element found a
+        # moment ago may be gone, and the next poll looks again.
+        waiting = WebDriverWait(
+            self.browser,
+            WAIT,
+            poll_frequency=0.05,
+            ignored_exceptions=[NoSuchElementException, StaleElementReferenceException],
         )
+        return waiting.until(found, f"{what} not seen within {WAIT} s")
 
     def element(self, css: str, *, text: str = "") -> WebElement:
         """Wait for an element matching ``css`` (and holding ``text``), and return it."""
@@ -87,8 +94,11 @@ class Console:
         return found
 
     def texts(self, css: str) -> list[str]:
-        """The text of every element matching ``css`` now."""
-        return [e.text for e in self.browser.find_elements(By.CSS_SELECTOR, css)]
+        """The text of every element matching ``css`` now (read at once, in the page)."""
+        found: list[str] = self.browser.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", css
+        )
+        return found
 
     def shot(self, name: str) -> Path:
         """Save a screenshot of the page as ``NAME.png``."""

@@ -62,10 +62,12 @@ def open_agent(console: Console, url: str, agent_id: str) -> None:
 
 def watch_the_answer_stream(console: Console) -> None:
     """The first attempt's text streams in, the retry's replaces it, the message ends it."""
-    retried = console.element('.msg.streaming[data-attempt="2"]')
+    retried = console.until(
+        lambda b: console.texts('.msg.streaming[data-attempt="2"] .text'), "the retry's text"
+    )
     assert console.texts('.msg.streaming[data-attempt="1"]') == []  # replaced, not kept
     console.shot("2-agent-streaming")
-    assert STREAMED.startswith(retried.find_element(By.CSS_SELECTOR, ".text").text)
+    assert STREAMED.startswith(retried[0]), retried
     console.element(".msg.assistant:not(.streaming)", text=STREAMED)
     console.until(lambda b: not console.texts(".msg.streaming"), "the stream replaced")
     assert sum(STREAMED in t for t in console.texts(".transcript .msg")) == 1

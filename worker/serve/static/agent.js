@@ -2,7 +2,7 @@
 // usage, and the forms that answer, steer and cancel it.
 
 import { api, follow } from "./api.js";
-import { badge, debounce, facts, field, fill, h } from "./dom.js";
+import { badge, debounce, facts, field, fill, h, latestOnly } from "./dom.js";
 import { report, send } from "./app.js";
 import { Transcript } from "./transcript.js";
 
@@ -17,6 +17,7 @@ export function showAgent(main, id) {
     todos: h("ul", { class: "todos" }),
     usage: h("div"),
     transcript: new Transcript(),
+    begin: latestOnly(),
   };
   fill(main,
     h("h1", {}, "Agent ", h("code", {}, id)),
@@ -75,9 +76,11 @@ async function loadTranscript(path, transcript) {
 }
 
 async function refreshPanels(path, view) {
+  const current = view.begin();
   const [status, pending, todos, usage] = await Promise.allSettled([
     api(path), api(`${path}/pending`), api(`${path}/todos`), api(`${path}/usage`),
   ]);
+  if (!current()) return; // a later refresh has begun: its answers are newer
   if (status.status === "fulfilled") {
     view.last = status.value;
     drawStatus(view.status, status.value);

@@ -72,3 +72,16 @@ export function debounce(fn, ms) {
     timer = setTimeout(fn, ms);
   };
 }
+
+/**
+ * Answers can arrive out of order: `const current = begin();` before asking, and draw
+ * only while `current()` is true (no later call has begun since).
+ */
+export function latestOnly() {
+  let generation = 0;
+  return () => {
+    generation += 1;
+    const mine = generation;
+    return () => mine === generation;
+  };
+}

@@ -2,7 +2,7 @@
 // questions of its agents (answered on their pages), cancel.
 
 import { api, follow } from "./api.js";
-import { badge, debounce, facts, field, fill, h } from "./dom.js";
+import { badge, debounce, facts, field, fill, h, latestOnly } from "./dom.js";
 import { report, send } from "./app.js";
 import { drawGraph } from "./drawing.js";
 
@@ -14,6 +14,7 @@ export function showGraph(main, id) {
     drawing: h("figure", { class: "drawing" }),
     nodes: h("tbody"),
     gates: h("section", { "aria-labelledby": "gates-title" }),
+    begin: latestOnly(),
   };
   const table = h("table", {}, h("caption", {}, "Nodes"),
     h("thead", {}, h("tr", {}, ["Node", "Kind", "Status", "Visits", "Runs"].map((c) => h("th", { scope: "col" }, c)))),
@@ -33,12 +34,14 @@ export function showGraph(main, id) {
 }
 
 async function load(path, view, main) {
-  let run;
+  const current = view.begin(); // only the latest load draws: answers arrive out of order
+  let run, pending;
   try {
-    run = await api(path);
+    [run, pending] = await Promise.all([api(path), api(`${path}/pending`)]);
   } catch (error) {
     return report(error);
   }
+  if (!current()) return;
   const states = new Map((run.nodes || []).map((n) => [n.name, n]));
   main.querySelectorAll(".live").forEach((el) => { el.hidden = run.execution_status !== "running"; });
   fill(view.status, badge(run.status), facts([
@@ -52,11 +55,7 @@ async function load(path, view, main) {
       h("td", {}, s.visits),
       h("td", {}, (s.children || []).map((c) => h("a", { href: childLink(n.kind, c) }, c, " "))));
   }));
-  try {
-    drawGates(view.gates, await api(`${path}/pending`), () => load(path, view, main));
-  } catch (error) {
-    report(error);
-  }
+  drawGates(view.gates, pending, () => load(path, view, main));
 }
 
 function childLink(kind, id) {
