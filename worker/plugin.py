@@ -472,9 +472,9 @@ class Loaded:
         """One line for the worker's log: the modules and what each brought."""
         tasks = ", ".join(TaskRegistry(self.tasks).refs) or "none"
         tools = ", ".join(t.name for t in self.tools) or "none"
-        agents = ", ".join(a.name for a in self.agents) or "none"
+        agents = f"agents {', '.join(a.name for a in self.agents)}; " if self.agents else ""
         names = ", ".join(m.__name__ for m in self.modules)
-        return f"loaded {names}: agents {agents}; tasks {tasks}; tools {tools}"
+        return f"loaded {names}: {agents}tasks {tasks}; tools {tools}"
 
 
 def load_modules(names: Sequence[str]) -> Loaded:
