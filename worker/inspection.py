@@ -276,7 +276,7 @@ async def watch(client: Client, args: argparse.Namespace, settings: Settings) ->
     While the agent waits for a person, the exact command that answers is printed.
     """
     handle = agent_handle(client, args.agent_id)
-    await _print_where(client, args.agent_id)
+    await print_where(client, args.agent_id)
     state = _Watched()
     while (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
         try:
@@ -356,7 +356,8 @@ async def trace(client: Client, args: argparse.Namespace, settings: Settings) ->
     return EXIT_OK
 
 
-async def _print_where(client: Client, agent_id: str) -> None:
+async def print_where(client: Client, agent_id: str) -> None:
+    """Where else an agent's run can be followed: its trace, its tree, the metrics."""
     telemetry = Telemetry.of(client)
     settings = telemetry.settings if telemetry else TelemetrySettings()
     trace_id = await trace_id_of(client, agent_id)

@@ -36,9 +36,13 @@ from duragent.workflows.models import PendingApproval, PendingQuestion
 
 async def watch(client: Client, args: argparse.Namespace, settings: Settings) -> int:
     """Follow a run live until it ends; the exit code says whether it completed."""
+    from duragent.worker.inspection import print_where  # inspection imports the CLI's parts
+
     shown = _Shown(args.agent_id, as_json=args.json)
     try:
         async for event in subscribe(client, args.agent_id, from_offset=args.offset):
+            if not shown.count and not args.json and "agent_id" in event:
+                await print_where(client, args.agent_id)  # its trace, tree and metrics
             shown.event(event)
     except NoStream:
         if shown.count or args.json:
