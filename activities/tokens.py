@@ -3,9 +3,10 @@
 The LLM activity hands each delta to a :class:`TokenPublisher`; text is gathered for
 ``batch_seconds`` and sent to the calling workflow's stream as one ``token`` event (one
 signal: about 1 KB of history per batch, however many tokens it holds). Each later
-batch of the call waits half as long again, up to :data:`MAX_BATCH_SECONDS`: the first
-words show at once, and a long answer costs a dozen batches, not one per quarter second
-(1,000 tokens at 50 a second: 80 batches at a fixed 0.25 s, about 15 so). Each event names
+batch of the call waits half as long again, up to :data:`MAX_BATCH_SECONDS` (or
+:data:`GROWTH_LIMIT` first intervals, when that is shorter): the first words show at
+once, and a long answer costs a batch a second, not four (1,000 tokens at 50 a second:
+about 20 batches, 22 KB of history, against 80 and 55 KB at a fixed 0.25 s). Each event names
 its cycle, the activity's id (``call``) and its attempt, so a reader keeps only the
 newest attempt's text of a call: a retried call streams its text again from the start.
 
@@ -35,6 +36,8 @@ RETRY_SECONDS = 30.0
 """How long a batch is retried (the workflow drops a publisher's state 5 min after)."""
 MAX_BATCH_SECONDS = 1.0
 """The longest a batch grows to (unless the agent's own interval is longer)."""
+GROWTH_LIMIT = 8
+"""Nor longer than this many first intervals: a short first interval keeps text live."""
 BATCH_GROWTH = 1.5
 """Each batch of a call gathers this much longer than the one before."""
 
@@ -108,7 +111,8 @@ class TokenPublisher:
         """Each batch: wait for a first delta, gather for the interval, send."""
         assert self._stream is not None
         first = self._stream.batch_seconds
-        longest = max(first, MAX_BATCH_SECONDS)
+        # One knob: a shorter first interval also caps the growth lower (0.05 s: 0.4 s).
+        longest = max(first, min(MAX_BATCH_SECONDS, GROWTH_LIMIT * first))
         while self._client is not None:
             await self._ready.wait()
             await asyncio.sleep(min(first * BATCH_GROWTH**self._seq, longest))

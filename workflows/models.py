@@ -84,8 +84,9 @@ class LLMPolicy(ActivityPolicy):
     on_exhausted: OnRetriesExhausted = OnRetriesExhausted.FAIL
     token_batch_seconds: float = Field(0.25, ge=0, le=60)
     """How long streamed text is gathered before it is published as one ``token`` event
-    (one signal, one history event each); 0 publishes no tokens. Shorter shows text
-    sooner and grows history faster (see ``bench/stream_history.py``)."""
+    (one signal, about 1 KB of history each); 0 publishes no tokens. Each later batch of
+    a call gathers half as long again, up to 1 s or 8 times this, whichever is shorter.
+    Shorter shows text sooner and grows history faster (``bench/stream_history.py``)."""
 
 
 class ProviderOutage(BaseModel):
