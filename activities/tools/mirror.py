@@ -64,6 +64,12 @@ Not carried: file modes (a file the store brings is ``0644``, one it updates kee
 local mode), symlinks, timestamps of uploaded files. The manifest lives in memory only,
 outside the folder the command could tamper with; a folder left by an earlier process
 is wiped at its first pull, never trusted. Copies stay until :meth:`~WorkspaceMirrors.close`.
+
+The pieces, each in its own module: the manifest and the report
+(:mod:`activities.tools._mirror_manifest`), the plans of a pull and a push, pure
+decisions (:mod:`activities.tools._mirror_plan`), the workspace as a mirror uses it
+(:mod:`activities.tools._mirror_store`) and the local folder
+(:mod:`activities.tools._mirror_disk`). This module runs the steps.
 """
 
 from __future__ import annotations
@@ -74,38 +80,34 @@ import hashlib
 import shutil
 import tempfile
 import time
-from collections.abc import (
-    AsyncIterator,
-    Callable,
-    Collection,
-    Coroutine,
-    Iterable,
-    Sequence,
-)
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from duragent.activities.errors import ToolError
 from duragent.activities.tools import _mirror_disk as disk
-from duragent.activities.tools.objectstore_workspace import S3Workspace
-from duragent.activities.tools.workspace import (
-    INLINE_IO_BYTES,
-    Listing,
-    Stamp,
-    Workspace,
-    ancestors,
-    join_path,
-    tree_order,
+from duragent.activities.tools._mirror_manifest import (
+    MAX_REPORTED,
+    Entry,
+    Mirror,
+    SyncReport,
+    Tally,
+    announce,
 )
+from duragent.activities.tools._mirror_plan import (
+    PullPlan,
+    PushPlan,
+    folders_to_make,
+    plan_pull,
+    plan_push,
+)
+from duragent.activities.tools._mirror_store import Store, store_of
+from duragent.activities.tools.workspace import INLINE_IO_BYTES, Stamp, Workspace
 
 DEFAULT_MAX_IDLE_SECONDS = 1_800.0
 """Half an hour: three times the longest foreground command."""
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest file copied either way; larger ones are skipped, with the reason."""
-
-MAX_REPORTED = 50
-"""Entries kept in each list of a :class:`SyncReport`; the rest are counted."""
 
 # Concurrent transfers of small files (requests in flight to the store), and how big a
 # file is before it moves alone: memory stays under 16 x 8 MiB plus one large file.
@@ -114,82 +116,6 @@ _LARGE_BYTES = 8 * 1024 * 1024
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What a push did, with what the pulls since the previous push did.
-
-    One report per command, in effect: the pull before it and the push after it.
-    """
-
-    downloaded: int = 0
-    """Files the pulls brought from the workspace."""
-    uploaded: int = 0
-    """Files the push sent to the workspace."""
-    deleted_local: int = 0
-    """Files the pulls deleted locally (deleted in the workspace)."""
-    deleted_remote: int = 0
-    """Files the push deleted in the workspace (deleted locally)."""
-    skipped: tuple[str, ...] = ()
-    """``"path: why"`` for what could not be copied (a symlink, a FIFO, a file over the
-    size limit, a name the store refuses), each told once, not at every sync."""
-    conflicts: tuple[str, ...] = ()
-    """``"path: what happened"`` for files changed on both sides."""
-
-
-@dataclass
-class _Entry:
-    """A file both sides agreed on at the last sync."""
-
-    remote: Stamp
-    local: disk.LocalStamp
-
-
-@dataclass
-class _Mirror:
-    """One workspace's local copy and its manifest."""
-
-    folder: Path
-    files: dict[str, _Entry] = field(default_factory=dict)
-    folders: set[str] = field(default_factory=set)
-    """Folders both sides had at the last sync."""
-    announced: dict[str, set[str]] = field(default_factory=dict)
-    """Per direction, what was skipped at the last sync (told once, not again)."""
-    pending: _Tally | None = None
-    """What the pulls since the last push did, for the push's report."""
-    used: float = 0.0
-    """When it was last pulled or pushed (monotonic clock)."""
-
-
-@dataclass
-class _Tally:
-    """A report being built."""
-
-    downloaded: int = 0
-    uploaded: int = 0
-    deleted_local: int = 0
-    deleted_remote: int = 0
-    skipped: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-
-    def add(self, other: _Tally) -> None:
-        self.downloaded += other.downloaded
-        self.uploaded += other.uploaded
-        self.deleted_local += other.deleted_local
-        self.deleted_remote += other.deleted_remote
-        self.skipped.extend(other.skipped)
-        self.conflicts.extend(other.conflicts)
-
-    def report(self) -> SyncReport:
-        return SyncReport(
-            downloaded=self.downloaded,
-            uploaded=self.uploaded,
-            deleted_local=self.deleted_local,
-            deleted_remote=self.deleted_remote,
-            skipped=_bounded(self.skipped),
-            conflicts=_bounded(self.conflicts),
-        )
 
 
 class WorkspaceMirrors:
@@ -218,7 +144,7 @@ class WorkspaceMirrors:
         self._max_idle = max_idle_seconds
         self._own_root: Path | None = None
         self._max = max_file_bytes
-        self._mirrors: dict[str, _Mirror] = {}
+        self._mirrors: dict[str, Mirror] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._small = asyncio.Semaphore(_TRANSFERS)
         self._large = asyncio.Semaphore(1)
@@ -237,15 +163,15 @@ class WorkspaceMirrors:
         async with self._lock(key):
             mirror = self._mirrors.get(key) or await self._create(key)
             mirror.used = time.monotonic()
-            store = _store_of(workspace)
+            store = store_of(workspace)
             remote = await store.listing()
-            tally = _Tally()
+            tally = Tally()
             with disk.opened(mirror.folder) as root:
                 local = await asyncio.to_thread(disk.scan, root, self._max)
-                plan = _plan_pull(remote, mirror, local, self._max)
+                plan = plan_pull(remote, mirror, local, self._max)
                 tally.conflicts.extend(plan.conflicts)
                 await self._apply_pull(store, mirror, root, plan, tally)
-            tally.skipped = _announce(mirror, "pull", plan.skipped + tally.skipped)
+            tally.skipped = announce(mirror, "pull", plan.skipped + tally.skipped)
             if mirror.pending is None:
                 mirror.pending = tally
             else:
@@ -263,18 +189,18 @@ class WorkspaceMirrors:
             if mirror is None:
                 return SyncReport()
             mirror.used = time.monotonic()
-            store = _store_of(workspace)
+            store = store_of(workspace)
             remote = await store.listing()
-            tally = _Tally()
+            tally = Tally()
             with disk.opened(mirror.folder) as root:
                 local = await asyncio.to_thread(disk.scan, root, self._max)
-                plan = _plan_push(remote, mirror, local)
+                plan = plan_push(remote, mirror, local)
                 tally.conflicts.extend(plan.conflicts)
                 await self._apply_push(store, mirror, root, plan, tally)
             mirror.folders = local.folders - plan.unmade
             skipped = [f"{disk.shown(p)}: {why}" for p, why in local.others.items()]
-            tally.skipped = _announce(mirror, "push", skipped + tally.skipped)
-            report, mirror.pending = mirror.pending or _Tally(), None
+            tally.skipped = announce(mirror, "push", skipped + tally.skipped)
+            report, mirror.pending = mirror.pending or Tally(), None
             report.add(tally)
             return report.report()
 
@@ -320,7 +246,7 @@ class WorkspaceMirrors:
             raise RuntimeError("the workspace mirrors are closed")
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def _create(self, key: str) -> _Mirror:
+    async def _create(self, key: str) -> Mirror:
         """A fresh, empty folder for the key; whatever an earlier process left is wiped."""
         if self._root is None and self._own_root is None:
             self._own_root = Path(tempfile.mkdtemp(prefix="duragent-mirrors-"))
@@ -332,11 +258,11 @@ class WorkspaceMirrors:
         # stale files back as the command's changes.
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        mirror = self._mirrors[key] = _Mirror(folder=folder)
+        mirror = self._mirrors[key] = Mirror(folder=folder)
         return mirror
 
     async def _apply_pull(
-        self, store: _Store, mirror: _Mirror, root: int, plan: _PullPlan, tally: _Tally
+        self, store: Store, mirror: Mirror, root: int, plan: PullPlan, tally: Tally
     ) -> None:
         deleted = await asyncio.to_thread(disk.delete_files, root, plan.deletions)
         tally.deleted_local += len(deleted)
@@ -353,13 +279,13 @@ class WorkspaceMirrors:
 
     async def _download(
         self,
-        store: _Store,
-        mirror: _Mirror,
+        store: Store,
+        mirror: Mirror,
         root: int,
         path: str,
         stamp: Stamp,
         expected: disk.LocalStamp | None,
-        tally: _Tally,
+        tally: Tally,
     ) -> None:
         async with self._slot(stamp.size):
             try:
@@ -380,11 +306,11 @@ class WorkspaceMirrors:
             except disk.Conflict as why:
                 tally.conflicts.append(f"{disk.shown(path)}: {why}")
                 return
-        mirror.files[path] = _Entry(remote=stamp, local=local)
+        mirror.files[path] = Entry(remote=stamp, local=local)
         tally.downloaded += 1
 
     async def _apply_push(
-        self, store: _Store, mirror: _Mirror, root: int, plan: _PushPlan, tally: _Tally
+        self, store: Store, mirror: Mirror, root: int, plan: PushPlan, tally: Tally
     ) -> None:
         # Deletions first: a file the command replaced by a folder (or the reverse) must
         # be gone before its new form can be written.
@@ -398,7 +324,7 @@ class WorkspaceMirrors:
             for path, size in plan.uploads.items()
         )
         files_after = (plan.remote.files.keys() - set(plan.deletions)) | uploaded
-        for folder in _folders_to_make(plan, mirror, files_after):
+        for folder in folders_to_make(plan, mirror, files_after):
             try:
                 await store.workspace.mkdir(folder)
             except ToolError as err:
@@ -407,13 +333,13 @@ class WorkspaceMirrors:
 
     async def _upload(
         self,
-        store: _Store,
-        mirror: _Mirror,
+        store: Store,
+        mirror: Mirror,
         root: int,
         path: str,
         size: int,
         uploaded: set[str],
-        tally: _Tally,
+        tally: Tally,
     ) -> None:
         async with self._slot(size):
             try:
@@ -425,7 +351,7 @@ class WorkspaceMirrors:
             except (disk.Skip, ToolError) as why:
                 tally.skipped.append(f"{disk.shown(path)}: {why}")
                 return
-        mirror.files[path] = _Entry(remote=remote, local=local)
+        mirror.files[path] = Entry(remote=remote, local=local)
         uploaded.add(path)
         tally.uploaded += 1
 
@@ -434,257 +360,6 @@ class WorkspaceMirrors:
         """Room for one transfer: many small ones at once, large ones one at a time."""
         async with self._large if size > _LARGE_BYTES else self._small:
             yield
-
-
-# ==== the store side =====================================================================
-
-
-class _Store:
-    """The workspace as a mirror uses it, through the protocol alone (any backend).
-
-    The listing walks the folders and asks each file's ``info``: the stamp's version is
-    the modification time, so it relies on the backend's clock resolution.
-    """
-
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-
-    async def listing(self) -> Listing:
-        """Every file with its stamp, and every folder."""
-        paths: list[str] = []
-        folders: set[str] = set()
-        pending = ["."]
-        while pending:
-            folder = pending.pop()
-            try:
-                entries = await self.workspace.list_dir(folder)
-            except ToolError:  # removed while we looked
-                continue
-            for entry in entries:
-                path = join_path(folder, entry.removesuffix("/"))
-                if entry.endswith("/"):
-                    folders.add(path)
-                    pending.append(path)
-                else:
-                    paths.append(path)
-        stamps = await asyncio.gather(*(self._stamp(path) for path in paths))
-        files = {path: s for path, s in zip(paths, stamps, strict=True) if s is not None}
-        return Listing(files=files, folders=frozenset(folders))
-
-    async def upload(self, path: str, data: bytes) -> Stamp:
-        """Write a file; returns its new stamp."""
-        await self.workspace.write_bytes(path, data)
-        found = await self._stamp(path)
-        return found or Stamp(size=len(data), version="")
-
-    async def delete(self, files: Sequence[str], folders: Sequence[str]) -> None:
-        """Delete files, then folders (deepest first) that nothing else filled since.
-
-        What is already gone is fine.
-        """
-        for path in files:
-            try:
-                await self.workspace.delete(path)
-            except ToolError as err:
-                if err.code != "not_found":
-                    raise
-        for folder in folders:
-            with contextlib.suppress(ToolError):  # not empty: someone wrote there since
-                await self.workspace.delete(folder)
-
-    async def _stamp(self, path: str) -> Stamp | None:
-        try:
-            info = await self.workspace.info(path, count_lines=False)
-        except ToolError:  # deleted since it was listed
-            return None
-        if info.is_dir:
-            return None
-        return Stamp(size=info.size, version=repr(info.mtime), mtime_ns=_ns(info.mtime))
-
-
-class _S3Store(_Store):
-    """An object store: one LIST for the listing, ETags from the PUTs, batch deletes."""
-
-    def __init__(self, workspace: S3Workspace) -> None:
-        super().__init__(workspace)
-        self.s3 = workspace
-
-    async def listing(self) -> Listing:
-        """Every file with its ETag, and the marked folders: a LIST per 1,000 keys."""
-        return await self.s3.listing()
-
-    async def upload(self, path: str, data: bytes) -> Stamp:
-        """Write a file; the stamp is the PUT's ETag."""
-        return await self.s3.write_stamped(path, data)
-
-    async def delete(self, files: Sequence[str], folders: Sequence[str]) -> None:
-        """Delete files and folder markers, a request per 1,000; no marker is added.
-
-        (The protocol's ``delete`` would mark each folder a deletion empties, and cost
-        three requests a file.)
-        """
-        await self.s3.delete_files(files, folders=folders)
-
-
-def _store_of(workspace: Workspace) -> _Store:
-    return _S3Store(workspace) if isinstance(workspace, S3Workspace) else _Store(workspace)
-
-
-# ==== the plans: pure decisions ===========================================================
-
-
-@dataclass
-class _PullPlan:
-    remote_folders: set[str]
-    downloads: dict[str, tuple[Stamp, disk.LocalStamp | None]] = field(default_factory=dict)
-    """Path to the store's stamp and the local stamp it may replace (``None``: absent)."""
-    deletions: list[tuple[str, disk.LocalStamp]] = field(default_factory=list)
-    forget: list[str] = field(default_factory=list)
-    mkdirs: list[str] = field(default_factory=list)
-    rmdirs: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _PushPlan:
-    remote: Listing
-    local: disk.LocalTree
-    uploads: dict[str, int] = field(default_factory=dict)
-    """Path to its size at the walk."""
-    deletions: list[str] = field(default_factory=list)
-    forget: list[str] = field(default_factory=list)
-    rmdirs: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    unmade: set[str] = field(default_factory=set)
-    """Local folders that could not be made in the store."""
-
-
-def _plan_pull(
-    remote: Listing, mirror: _Mirror, local: disk.LocalTree, max_bytes: int
-) -> _PullPlan:
-    plan = _PullPlan(remote_folders=_all_folders(remote))
-    for path in sorted(remote.files.keys() | mirror.files.keys(), key=tree_order):
-        _plan_pull_file(
-            plan, path, remote.files.get(path), mirror.files.get(path), local, max_bytes
-        )
-    known = mirror.folders | local.folders
-    plan.mkdirs = sorted(
-        (f for f in plan.remote_folders - known if disk.unstorable(f) is None), key=tree_order
-    )
-    plan.rmdirs = _deepest_first((mirror.folders - plan.remote_folders) & local.folders)
-    return plan
-
-
-def _plan_pull_file(
-    plan: _PullPlan,
-    path: str,
-    there: Stamp | None,
-    entry: _Entry | None,
-    local: disk.LocalTree,
-    max_bytes: int,
-) -> None:
-    here = local.stamp(path)
-    unchanged = entry is not None and here == entry.local
-    if there is None:  # deleted in the store (the manifest had it)
-        if unchanged and entry is not None:
-            plan.deletions.append((path, entry.local))
-        elif here is not None:
-            plan.conflicts.append(
-                f"{path}: deleted in the workspace but changed here; the local copy is kept"
-            )
-        plan.forget.append(path)
-        return
-    if entry is not None and there == entry.remote:
-        return  # the store's version is the one we have: local changes are push's
-    if why := disk.unstorable(path):
-        plan.skipped.append(f"{path}: {why}; not copied here")
-    elif there.size > max_bytes:
-        plan.skipped.append(f"{path}: {disk.too_big(there.size, max_bytes, 'not copied here')}")
-        if unchanged and entry is not None:  # a stale copy would mislead the command
-            plan.deletions.append((path, entry.local))
-            plan.forget.append(path)
-    elif here is None or unchanged:
-        if entry is not None and here is None:
-            plan.conflicts.append(
-                f"{path}: deleted here but changed in the workspace; the workspace's "
-                "version is restored"
-            )
-        plan.downloads[path] = (there, here)
-    else:
-        plan.conflicts.append(
-            f"{path}: changed here and in the workspace; the local copy is kept "
-            "(and replaces the workspace's)"
-        )
-
-
-def _plan_push(remote: Listing, mirror: _Mirror, local: disk.LocalTree) -> _PushPlan:
-    plan = _PushPlan(remote=remote, local=local)
-    for path in sorted(local.files.keys() | mirror.files.keys(), key=tree_order):
-        _plan_push_file(plan, path, remote.files.get(path), mirror.files.get(path), local)
-    # Folders deleted here that the store keeps on their own (markers, for S3);
-    # folders that exist only through their files go with them.
-    gone = (mirror.folders - local.folders) & remote.folders
-    plan.rmdirs = _deepest_first(f for f in gone if not local.hidden(f))
-    return plan
-
-
-def _plan_push_file(
-    plan: _PushPlan, path: str, there: Stamp | None, entry: _Entry | None, local: disk.LocalTree
-) -> None:
-    here = local.files.get(path)
-    if here is not None:
-        if entry is not None and here == entry.local:
-            return  # untouched here: never sent again
-        if entry is None and there is not None:
-            plan.conflicts.append(
-                f"{path}: created here and in the workspace; this version replaced the workspace's"
-            )
-        elif entry is not None and there != entry.remote:
-            what = "deleted" if there is None else "changed"
-            plan.conflicts.append(
-                f"{path}: changed here and {what} in the workspace; this version replaced it"
-            )
-        plan.uploads[path] = here[0]
-    elif entry is not None and local.gone(path):  # deleted here, or a folder now
-        if there is not None and there != entry.remote:
-            plan.conflicts.append(
-                f"{path}: deleted here but changed in the workspace; the workspace's "
-                "version is kept"
-            )
-        elif there is not None:
-            plan.deletions.append(path)
-        plan.forget.append(path)
-
-
-def _folders_to_make(plan: _PushPlan, mirror: _Mirror, files_after: Iterable[str]) -> list[str]:
-    """Local folders the store lacks after the push (empty ones, mostly).
-
-    Not those the store removed since the last sync: that is a change of the store's,
-    for the next pull to bring here.
-    """
-    removed_there = mirror.folders - _all_folders(plan.remote)
-    kept = _folders_of(files_after, plan.remote.folders - set(plan.rmdirs))
-    needed = plan.local.folders - kept - removed_there
-    # Making a folder makes its parents: the deepest ones suffice.
-    parents = {a for f in needed for a in ancestors(f, including_self=False)}
-    return sorted(needed - parents, key=tree_order)
-
-
-def _all_folders(listing: Listing) -> set[str]:
-    """Every folder of a listing: those on their own, and those its paths imply."""
-    return _folders_of(listing.files, listing.folders)
-
-
-def _folders_of(files: Iterable[str], folders: Iterable[str]) -> set[str]:
-    """The folders that files and folders imply (their parents), and those folders."""
-    found = {f for path in files for f in ancestors(path, including_self=False)}
-    found.update(f for folder in folders for f in ancestors(folder, including_self=True))
-    return found
-
-
-def _deepest_first(folders: Iterable[str]) -> list[str]:
-    return sorted(folders, key=lambda f: (-f.count("/"), f))
 
 
 # ==== small helpers ========================================================================
@@ -709,23 +384,6 @@ async def _together(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
                 group.create_task(call)
     except BaseExceptionGroup as failures:
         raise failures.exceptions[0] from None
-
-
-def _announce(mirror: _Mirror, direction: str, skipped: list[str]) -> list[str]:
-    """What was skipped this time and not at the previous sync the same way (told once)."""
-    before = mirror.announced.get(direction, set())
-    mirror.announced[direction] = set(skipped)
-    return [s for s in dict.fromkeys(skipped) if s not in before]
-
-
-def _bounded(items: list[str]) -> tuple[str, ...]:
-    if len(items) <= MAX_REPORTED:
-        return tuple(items)
-    return (*items[:MAX_REPORTED], f"... and {len(items) - MAX_REPORTED:,} more")
-
-
-def _ns(seconds: float) -> int:
-    return int(seconds * 1_000_000_000)
 
 
 __all__ = ["DEFAULT_MAX_FILE_BYTES", "MAX_REPORTED", "SyncReport", "WorkspaceMirrors"]
