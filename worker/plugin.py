@@ -79,6 +79,8 @@ PASSTHROUGH_MODULES = (
     "duragent.workflows.activity_calls",
     "duragent.workflows.budgets",
     "duragent.workflows.catalog",
+    "duragent.workflows.compaction",
+    "duragent.workflows.control_calls",
     "duragent.workflows.graph_expr",
     "duragent.workflows.graph_models",
     "duragent.workflows.graph_policy",
@@ -89,9 +91,12 @@ PASSTHROUGH_MODULES = (
     "duragent.workflows.models",
     "duragent.workflows.outage",
     "duragent.workflows.policy",
+    "duragent.workflows.prompts",
     "duragent.workflows.search_attributes",
     "duragent.workflows.shell_host",
     "duragent.workflows.telemetry",
+    "duragent.workflows.tool_results",
+    "duragent.workflows.typed_output",
     # Third-party and pure, imported on first use by workflows.json_schema (a worker
     # whose agents and gates declare no schema never loads them).
     "jsonschema",

@@ -1,150 +1,74 @@
 """The agent's decisions as pure functions: no Temporal, no I/O, unit-testable.
 
 The workflow calls these; everything here is deterministic, so it replays the same.
+The decisions are grouped by role in their own modules, and every one is importable
+from here too (the workflows call them as ``policy.x``):
+
+- :mod:`workflows.prompts`: the system prompt and the fixed texts;
+- :mod:`workflows.control_calls`: the control tools of a cycle, and what comes next;
+- :mod:`workflows.typed_output`: an agent's output schema, checked;
+- :mod:`workflows.tool_results`: results the workflow makes itself, and tool messages;
+- :mod:`workflows.compaction`: the prompt's size, and compacting the transcript;
+- this module: sub-tasks, budgets, retries, approvals and bounds on what handlers take.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 
-from pydantic import JsonValue
 from temporalio.common import RetryPolicy
 
 from duragent.activities import limits
-from duragent.activities.errors import ToolError
-from duragent.activities.models import (
-    ApprovalMode,
-    Message,
-    Role,
-    SkillSummary,
-    SummarizeRequest,
-    ToolCall,
-    ToolResult,
-    ToolSpec,
-    ToolStatus,
-)
-from duragent.activities.tools.control import (
-    ASK_USER,
-    COMPRESS_MEMORY,
-    SUB_TASK_TOOLS,
-    TASK_FINISH,
-    TODO_WRITE,
-    AskUserArgs,
-    Selection,
-    TaskFinishArgs,
-    TodoItem,
-    TodoWriteArgs,
-    TypedTaskFinishArgs,
-    open_todos,
-)
+from duragent.activities.models import ApprovalMode, Message, Role, ToolCall, ToolSpec
+from duragent.activities.tools.control import Selection
 from duragent.activities.tools.dangerous import is_dangerous_command
-from duragent.activities.tools.registry import parse_arguments
-from duragent.workflows import json_schema
 from duragent.workflows.budgets import Budget
+from duragent.workflows.compaction import CHARS_PER_TOKEN as CHARS_PER_TOKEN
+from duragent.workflows.compaction import MESSAGE_OVERHEAD_CHARS as MESSAGE_OVERHEAD_CHARS
+from duragent.workflows.compaction import SUMMARY_HEADER as SUMMARY_HEADER
+from duragent.workflows.compaction import carry_too_large as carry_too_large
+from duragent.workflows.compaction import compacted as compacted
+from duragent.workflows.compaction import context_tokens as context_tokens
+from duragent.workflows.compaction import estimate_tokens as estimate_tokens
+from duragent.workflows.compaction import offered_tools as offered_tools
+from duragent.workflows.compaction import recent_start as recent_start
+from duragent.workflows.compaction import should_compact as should_compact
+from duragent.workflows.compaction import stub_old_results as stub_old_results
+from duragent.workflows.compaction import summary_request as summary_request
+from duragent.workflows.compaction import summary_split as summary_split
+from duragent.workflows.control_calls import ControlOutcome as ControlOutcome
+from duragent.workflows.control_calls import Directive as Directive
+from duragent.workflows.control_calls import DirectiveKind as DirectiveKind
+from duragent.workflows.control_calls import decide as decide
+from duragent.workflows.control_calls import interpret_control_calls as interpret_control_calls
+from duragent.workflows.control_calls import refuse_finish as refuse_finish
 from duragent.workflows.models import (
     ActivityPolicy,
     AgentInput,
     AgentStatus,
     ApprovalDecision,
-    HistoryPolicy,
-    MemoryPolicy,
     ParentLink,
     PendingQuestion,
     ReplyInput,
-    SubAgentSpec,
     SubTaskReport,
 )
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You are duragent, an agent that completes the user's task by calling tools. "
-    "Work step by step: call tools, read their results, and go on until the task is done. "
-    "When it is done, call _task_finish with the final answer. If you cannot go on "
-    "without the user's input, call _ask_user."
-)
-
-CONTINUE_HINT = (
-    "You did not call any tool. Continue the task with tool calls, or call _task_finish "
-    "with your final answer if the task is done."
-)
-
-
-class DirectiveKind(StrEnum):
-    """What the workflow does after a cycle."""
-
-    CONTINUE = "continue"
-    NUDGE = "nudge"
-    """No tool call at all: add the continue hint and go on."""
-    FINISH = "finish"
-    ASK = "ask"
-
-
-@dataclass(frozen=True)
-class Directive:
-    """The decision taken at the end of a cycle."""
-
-    kind: DirectiveKind
-    answer: str | None = None
-    files: tuple[str, ...] = ()
-    question: PendingQuestion | None = None
-    output: JsonValue = None
-    """The typed result of a finish, checked against the agent's output schema."""
-
-
-@dataclass(frozen=True)
-class ControlOutcome:
-    """Control tool calls of one cycle, interpreted."""
-
-    results: dict[str, ToolResult]
-    """Immediate results by call id (errors, acknowledgements); a valid ``_ask_user``
-    has none yet: its result is the user's answer."""
-    finish: TaskFinishArgs | None = None
-    question: PendingQuestion | None = None
-    todos: list[TodoItem] | None = None
-    """The new todo list when ``_todo_write`` was called validly."""
-    compress: bool = False
-    """The model asked for ``_compress_memory``."""
-    finish_call: str | None = None
-    """The id of the ``_task_finish`` call that ``finish`` came from."""
-
-
-def system_prompt(custom: str | None, started_at: datetime, sections: list[str]) -> str:
-    """Layer the system prompt: agent definition, environment, then extra sections.
-
-    The time is the run's start, not the cycle's, so the prompt prefix stays stable
-    across cycles and the provider's prompt cache keeps working.
-    """
-    parts = [
-        custom or DEFAULT_SYSTEM_PROMPT,
-        f"Environment: the run started at {started_at.isoformat(timespec='seconds')}.",
-        *sections,
-    ]
-    return "\n\n".join(parts)
-
-
-SUB_AGENT_ROLE = (
-    "You are a sub-agent: another agent handed you this task. Your final answer, given "
-    "with _task_finish, goes back to it. Questions you ask with _ask_user reach the user "
-    "through it; ask only when you cannot go on."
-)
-
-
-def sub_agents_section(sub_agents: dict[str, SubAgentSpec]) -> list[str]:
-    """The system prompt lines that introduce the sub-agents the model may use."""
-    if not sub_agents:
-        return []
-    lines = [
-        f"- {name}: {spec.description or 'no description'}" for name, spec in sub_agents.items()
-    ]
-    return [
-        "Sub-agents you can hand self-contained tasks to (_create_sub_task, or "
-        "_batch_sub_tasks for several at once):\n" + "\n".join(lines)
-    ]
-
+from duragent.workflows.prompts import CONTINUE_HINT as CONTINUE_HINT
+from duragent.workflows.prompts import DEFAULT_SYSTEM_PROMPT as DEFAULT_SYSTEM_PROMPT
+from duragent.workflows.prompts import SUB_AGENT_ROLE as SUB_AGENT_ROLE
+from duragent.workflows.prompts import skills_section as skills_section
+from duragent.workflows.prompts import sub_agents_section as sub_agents_section
+from duragent.workflows.prompts import system_prompt as system_prompt
+from duragent.workflows.tool_results import error_result_of as error_result_of
+from duragent.workflows.tool_results import failed_result as failed_result
+from duragent.workflows.tool_results import refused_result as refused_result
+from duragent.workflows.tool_results import tool_message as tool_message
+from duragent.workflows.tool_results import unknown_tool_result as unknown_tool_result
+from duragent.workflows.typed_output import MAX_OUTPUT_SCHEMA_BYTES as MAX_OUTPUT_SCHEMA_BYTES
+from duragent.workflows.typed_output import SCHEMA_IN_ERROR_BYTES as SCHEMA_IN_ERROR_BYTES
+from duragent.workflows.typed_output import check_output as check_output
+from duragent.workflows.typed_output import output_schema_problem as output_schema_problem
 
 # An agent's own folder name, in UTF-8 bytes: file systems take 255 a name.
 MAX_FOLDER_BYTES = 200
@@ -222,399 +146,14 @@ def batch_report(reports: list[SubTaskReport]) -> str:
     )
 
 
-def skills_section(skills: list[SkillSummary]) -> list[str]:
-    """The system prompt lines that list the workspace's skills."""
-    if not skills:
-        return []
-    lines = [f"- {s.name}: {s.description}" for s in skills]
-    return ["Skills (load one with _activate_skill before you follow it):\n" + "\n".join(lines)]
-
-
 def budget_exhausted(usage_total: int, budget: int | None) -> bool:
     """True once the tokens used (sub-agents included) reach the budget."""
     return budget is not None and usage_total >= budget
 
 
-def interpret_control_calls(
-    calls: list[ToolCall],
-    todos: list[TodoItem],
-    *,
-    output_schema: dict[str, JsonValue] | None = None,
-) -> ControlOutcome:
-    """Validate the control calls of a cycle and decide which ones count.
-
-    Todo writes apply first, in order, so a model may complete its last item and finish
-    in one turn. ``_task_finish`` is refused while todos are open, and, for an agent
-    with an ``output_schema``, while its ``output`` is missing or does not match. A
-    finish wins over a question; of several questions only the first is asked.
-    Invalid arguments become error results the model can fix.
-    """
-    results: dict[str, ToolResult] = {}
-    new_todos: list[TodoItem] | None = None
-    for call in (c for c in calls if c.name == TODO_WRITE):
-        try:
-            new_todos = parse_arguments(call.name, TodoWriteArgs, call.arguments).todos
-            results[call.id] = _result(call, ToolStatus.SUCCESS, _todo_summary(new_todos))
-        except ToolError as err:
-            results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
-    current = todos if new_todos is None else new_todos
-    finish, finish_call = _finish(calls, current, results, output_schema)
-    question = _first_question(calls, results)
-    if finish is not None and question is not None:
-        skipped = next(c for c in calls if c.id == question.id)
-        results[question.id] = _result(
-            skipped, ToolStatus.ERROR, "not asked: the task was finished", "ignored"
-        )
-        question = None
-    compress = False
-    for call in (c for c in calls if c.name == COMPRESS_MEMORY):
-        compress = True
-        results[call.id] = _result(call, ToolStatus.SUCCESS, "memory compressed")
-    return ControlOutcome(
-        results=results,
-        finish=finish,
-        question=question,
-        todos=new_todos,
-        compress=compress,
-        finish_call=finish_call if finish is not None else None,
-    )
-
-
-def _finish(
-    calls: list[ToolCall],
-    todos: list[TodoItem],
-    results: dict[str, ToolResult],
-    output_schema: dict[str, JsonValue] | None,
-) -> tuple[TaskFinishArgs | None, str | None]:
-    finish: TaskFinishArgs | None = None
-    finish_call: str | None = None
-    for call in (c for c in calls if c.name == TASK_FINISH):
-        try:
-            if output_schema is None:
-                args = parse_arguments(call.name, TaskFinishArgs, call.arguments)
-            else:
-                args = parse_arguments(call.name, TypedTaskFinishArgs, call.arguments)
-                check_output(args, output_schema)
-        except ToolError as err:
-            results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
-            continue
-        still_open = open_todos(todos)
-        if still_open:
-            names = "; ".join(f"{t.id}: {t.content} ({t.status.value})" for t in still_open)
-            results[call.id] = _result(
-                call,
-                ToolStatus.ERROR,
-                f"cannot finish while todos are open: {names}. Complete them (or remove "
-                "them with _todo_write), then finish.",
-                "todo_incomplete",
-            )
-            continue
-        if finish is None:
-            finish, finish_call = args, call.id
-        results[call.id] = _result(call, ToolStatus.SUCCESS, "task finished")
-    return finish, finish_call
-
-
-def refuse_finish(control: ControlOutcome, message: str) -> ControlOutcome:
-    """``control`` with its finish refused: the model reads ``message`` and goes on."""
-    if control.finish_call is None:
-        return control
-    refused = ToolResult(
-        call_id=control.finish_call,
-        name=TASK_FINISH,
-        status=ToolStatus.ERROR,
-        content=limits.truncate(message, limits.MAX_ERROR_BYTES),
-        error_code="invalid_output",
-    )
-    return replace(
-        control,
-        finish=None,
-        finish_call=None,
-        results={**control.results, control.finish_call: refused},
-    )
-
-
-def _first_question(
-    calls: list[ToolCall], results: dict[str, ToolResult]
-) -> PendingQuestion | None:
-    question: PendingQuestion | None = None
-    for call in (c for c in calls if c.name == ASK_USER):
-        try:
-            ask = parse_arguments(call.name, AskUserArgs, call.arguments)
-        except ToolError as err:
-            results[call.id] = _result(call, ToolStatus.ERROR, str(err), err.code)
-            continue
-        if question is None:
-            question = _question(call, ask)
-        else:
-            results[call.id] = _result(
-                call, ToolStatus.ERROR, "only one question at a time", "busy"
-            )
-    return question
-
-
-def _todo_summary(todos: list[TodoItem]) -> str:
-    if not todos:
-        return "todo list cleared"
-    return "todo list updated:\n" + "\n".join(
-        f"[{t.status.value}] {t.id}: {t.content}" for t in todos
-    )
-
-
-def decide(calls: list[ToolCall], control: ControlOutcome) -> Directive:
-    """What to do after a cycle, from its tool calls and control outcome."""
-    finish = control.finish
-    if finish is not None:
-        return Directive(
-            DirectiveKind.FINISH,
-            answer=finish.message,
-            files=tuple(finish.files),
-            output=finish.output if isinstance(finish, TypedTaskFinishArgs) else None,
-        )
-    if control.question is not None:
-        return Directive(DirectiveKind.ASK, question=control.question)
-    if not calls:
-        return Directive(DirectiveKind.NUDGE)
-    return Directive(DirectiveKind.CONTINUE)
-
-
-# --- typed output -----------------------------------------------------------------------
-
-MAX_OUTPUT_SCHEMA_BYTES = 16 * limits.KIB
-"""An agent's output schema, as compact JSON: it rides in every LLM call's input."""
-SCHEMA_IN_ERROR_BYTES = 8 * limits.KIB
-"""The schema as quoted in an invalid output's error (the tool's parameters hold it
-whole); with the errors it stays under ``limits.MAX_ERROR_BYTES``."""
-
-
-def output_schema_problem(
-    schema: dict[str, JsonValue] | None, offered: Iterable[str]
-) -> str | None:
-    """Why an agent cannot finish with a typed result under ``schema``, or ``None``.
-
-    Checked once, when the run starts: a schema that cannot be used would leave the
-    model no way to finish.
-
-    Args:
-        schema: The agent's output schema; ``None`` asks for no typed result.
-        offered: The tools the agent has.
-    """
-    if schema is None:
-        return None
-    problem = json_schema.schema_problem(schema, MAX_OUTPUT_SCHEMA_BYTES)
-    if problem is not None:
-        return f"output_schema: {problem}"
-    if TASK_FINISH not in offered:
-        return f"output_schema: the agent must have {TASK_FINISH} to return its output"
-    return None
-
-
-def check_output(args: TypedTaskFinishArgs, schema: dict[str, JsonValue]) -> None:
-    """Check a ``_task_finish`` output against the agent's schema, as the model needs it.
-
-    Raises:
-        ToolError: With code ``invalid_output`` when ``output`` is missing or does not
-            match: the validator's first errors, each at its JSON path in the output
-            (``$`` is the output itself), then the schema to match.
-    """
-    shown = limits.truncate(json.dumps(schema, separators=(",", ":")), SCHEMA_IN_ERROR_BYTES)
-    if "output" not in args.model_fields_set:
-        raise ToolError(
-            f"{TASK_FINISH} needs `output`, your result as JSON matching the agent's "
-            f"output schema. Call {TASK_FINISH} again with `message` and an `output` "
-            f"that matches this JSON Schema: {shown}",
-            code="invalid_output",
-        )
-    problems, count = json_schema.errors(args.output, schema)
-    if not problems:
-        return
-    counted = f"{count} error" if count == 1 else f"{count} errors"
-    if count > len(problems):
-        counted += f", the first {len(problems)} shown"
-    raise ToolError(
-        f"the output does not match its schema ({counted}):\n"
-        + "\n".join(f"- {p}" for p in problems)
-        + f"\nNothing was finished. Call {TASK_FINISH} again with an `output` that "
-        f"matches this JSON Schema: {shown}",
-        code="invalid_output",
-    )
-
-
 def cycles_exhausted(cycles_done: int, max_cycles: int) -> bool:
     """True when no further LLM call is allowed."""
     return cycles_done >= max_cycles
-
-
-def refused_result(call: ToolCall) -> ToolResult:
-    """The error a model gets for a call the LLM activity refused (see ``ToolCall.refused``)."""
-    return _result(
-        call,
-        ToolStatus.ERROR,
-        f"{call.refused}; nothing was run. Send large content in several smaller calls "
-        "(for a file: _write_file with append=true).",
-        "too_large",
-    )
-
-
-def unknown_tool_result(call: ToolCall, offered: list[str]) -> ToolResult:
-    """The error a model gets for calling a tool it was not offered."""
-    return _result(
-        call,
-        ToolStatus.ERROR,
-        f"unknown tool {call.name!r}; available tools: {', '.join(offered)}",
-        "unknown_tool",
-    )
-
-
-def failed_result(call: ToolCall, why: str) -> ToolResult:
-    """The error a model gets for a call whose activity gave up (retries spent, worker gone)."""
-    return _result(call, ToolStatus.ERROR, f"{call.name} failed: {why}", "tool_failed")
-
-
-def error_result_of(call: ToolCall, content: str, code: str) -> ToolResult:
-    """Any other error a model gets for a call, with its code."""
-    return _result(call, ToolStatus.ERROR, content, code)
-
-
-def tool_message(result: ToolResult) -> Message:
-    """A tool result as the transcript message the model reads."""
-    content = result.content
-    if result.status is ToolStatus.ERROR:
-        content = f"ERROR ({result.error_code or 'tool_error'}): {content}"
-    return Message(
-        role=Role.TOOL,
-        content=content,
-        tool_call_id=result.call_id,
-        name=result.name,
-        artifact=result.artifact,
-        artifact_chars=result.artifact_chars,
-    )
-
-
-# --- memory -----------------------------------------------------------------------------
-
-CHARS_PER_TOKEN = 4  # a rough, provider-neutral estimate; the provider's count wins
-SUMMARY_HEADER = "[Memory compacted: earlier conversation summarised]"
-
-
-def estimate_tokens(transcript: list[Message], system: str = "") -> int:
-    """Tokens of a prompt, estimated from its characters."""
-    chars = len(system) + sum(m.prompt_chars for m in transcript)
-    return chars // CHARS_PER_TOKEN + 1
-
-
-def context_tokens(reported: int, transcript: list[Message], sent: int) -> int:
-    """The next prompt's size in tokens.
-
-    The provider's last count plus an estimate of what was added since
-    (``transcript[sent:]``); the estimate alone when there is no count.
-    """
-    if reported <= 0:
-        return estimate_tokens(transcript)
-    return reported + sum(m.prompt_chars for m in transcript[sent:]) // CHARS_PER_TOKEN
-
-
-# What a message's JSON costs besides its text (field names, ids, nulls), so the carried
-# payload, not only its text, stays under the limit.
-MESSAGE_OVERHEAD_CHARS = 200
-
-
-def carry_too_large(transcript: list[Message], history: HistoryPolicy) -> bool:
-    """True when the transcript is too long to carry into the next run as it is."""
-    size = sum(
-        MESSAGE_OVERHEAD_CHARS
-        + len(m.content or "")
-        + sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
-        for m in transcript
-    )
-    return size > history.max_carry_chars
-
-
-def should_compact(tokens: int, memory: MemoryPolicy) -> bool:
-    """True when the next prompt would pass the compaction threshold."""
-    return tokens >= memory.compact_at * memory.context_window_tokens
-
-
-def offered_tools(
-    names: list[str], tokens: int, memory: MemoryPolicy, *, sub_agents: bool
-) -> list[str]:
-    """The tools offered this cycle.
-
-    ``_compress_memory`` only when the context is close to the threshold, so the model
-    is not tempted to compact early; the sub-task tools only to an agent that has
-    sub-agents (sub-agents get none: one level of delegation keeps costs in sight).
-    """
-    near = tokens >= memory.offer_tool_at * memory.context_window_tokens
-    return [
-        n
-        for n in names
-        if (n != COMPRESS_MEMORY or near) and (n not in SUB_TASK_TOOLS or sub_agents)
-    ]
-
-
-def recent_start(transcript: list[Message], keep_turns: int) -> int:
-    """Index where the last ``keep_turns`` assistant turns begin.
-
-    A turn boundary, so a tool result never loses the call it answers.
-    """
-    starts = [i for i, m in enumerate(transcript) if m.role is Role.ASSISTANT]
-    return starts[-keep_turns] if len(starts) >= keep_turns else 1
-
-
-def stub_old_results(transcript: list[Message], keep_turns: int) -> tuple[list[Message], int]:
-    """Stage 1: old tool results kept in artifacts leave the prompt; only stubs remain."""
-    cut = recent_start(transcript, keep_turns)
-    out, stubbed = [], 0
-    for i, m in enumerate(transcript):
-        if i < cut and m.artifact and not m.stubbed:
-            m = m.model_copy(update={"stubbed": True})
-            stubbed += 1
-        out.append(m)
-    return out, stubbed
-
-
-def summary_split(
-    transcript: list[Message], keep_turns: int
-) -> tuple[list[Message], list[Message], list[Message]]:
-    """Stage 2's cut: the first message (the task), the middle to summarise, the tail."""
-    cut = max(1, recent_start(transcript, keep_turns))
-    return transcript[:1], transcript[1:cut], transcript[cut:]
-
-
-def summary_request(
-    model: str,
-    head: list[Message],
-    middle: list[Message],
-    stored_ref: str | None,
-    stored_count: int,
-) -> SummarizeRequest:
-    """The summary stage's input.
-
-    The middle by reference when the store holds all of it (a long conversation must not
-    pass through history again), else inline.
-    """
-    start, end = len(head), len(head) + len(middle)
-    if stored_ref is not None and end <= stored_count:
-        return SummarizeRequest(model=model, transcript_ref=stored_ref, start=start, end=end)
-    return SummarizeRequest(model=model, messages=middle)
-
-
-def compacted(
-    head: list[Message], middle: list[Message], tail: list[Message], summary: str
-) -> list[Message]:
-    """The transcript after stage 2.
-
-    What the user wrote stays verbatim; the rest of the middle becomes one summary.
-    """
-    said = [
-        m
-        for m in middle
-        if m.role is Role.USER
-        and m.content != CONTINUE_HINT
-        and not (m.content or "").startswith(SUMMARY_HEADER)
-    ]
-    note = Message(role=Role.USER, content=f"{SUMMARY_HEADER}\n\n{summary}")
-    return [*head, *said, note, *tail]
 
 
 def retry_policy(policy: ActivityPolicy) -> RetryPolicy:
@@ -742,21 +281,3 @@ def _argument(arguments: str, name: str) -> str | None:
     except (json.JSONDecodeError, AttributeError):
         return None
     return value if isinstance(value, str) else None
-
-
-def _question(call: ToolCall, ask: AskUserArgs) -> PendingQuestion:
-    return PendingQuestion(
-        id=call.id,
-        question=ask.question,
-        options=ask.options,
-        selection=ask.selection,
-        allow_custom=ask.allow_custom,
-    )
-
-
-def _result(
-    call: ToolCall, status: ToolStatus, content: str, code: str | None = None
-) -> ToolResult:
-    return ToolResult(
-        call_id=call.id, name=call.name, status=status, content=content, error_code=code
-    )
