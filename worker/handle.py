@@ -88,7 +88,11 @@ class AgentHandle(Generic[OutputT]):
         """
         outcome = await self.outcome()
         if outcome.status is not AgentStatus.COMPLETED:
-            raise AgentFailed(self.id, outcome.status.value, outcome.error or "", outcome)
+            why = outcome.error or (
+                f"{outcome.cycles} cycles without finishing "
+                f"(its transcript says why: `duragent transcript {self.id}`)"
+            )
+            raise AgentFailed(self.id, outcome.status.value, why, outcome)
         if self._output is None:
             return cast(OutputT, outcome.answer or "")
         return self._output(outcome.output)

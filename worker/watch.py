@@ -207,7 +207,8 @@ def _finished(_: _Shown, event: dict[str, JsonValue]) -> list[str]:
     result = event.get("result")
     if result is not None:
         shown = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
-        lines.append(f"{'output' if event.get('graph_id') else 'answer'}: {shown}")
+        typed = event.get("graph_id") or not isinstance(result, str)
+        lines.append(f"{'output' if typed else 'answer'}: {shown}")
     if event.get("error"):
         lines.append(f"error: {event['error']}")
     return lines
