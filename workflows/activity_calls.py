@@ -18,6 +18,10 @@ with workflow.unsafe.imports_passed_through():
     from duragent.workflows import policy
     from duragent.workflows.models import ActivityPolicy
 
+# Listing tools or checking arguments is a registry lookup on the worker: fast, and safe
+# to retry at will.
+REGISTRY_POLICY = ActivityPolicy(start_to_close_seconds=30, heartbeat_seconds=None)
+
 
 class ActivityOptions(TypedDict):
     """The keyword options of ``workflow.execute_activity*`` duragent sets."""

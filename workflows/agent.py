@@ -4,36 +4,27 @@ A cycle: fold in steering messages, build the prompt, call the LLM (activity), r
 tool calls (one activity each, concurrently; those that need approval wait for a
 person's decision first), interpret the control tools, decide. Decisions live in
 :mod:`workflows.policy` as pure functions; this class only sequences them and holds
-the state that queries, updates and signals read and change.
+the state that queries, updates and signals read and change. Whole concerns live in
+helpers it holds: questions (:mod:`workflows.questions`), approvals
+(:mod:`workflows.approvals`), sub-agents (:mod:`workflows.sub_agents`), and where a run
+begins and hands over (:mod:`workflows.lifecycle`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import TypedSearchAttributes
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    ChildWorkflowError,
-    FailureError,
-)
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue
 
-    from duragent.activities.errors import LLMErrorType, ToolError
+    from duragent.activities.errors import LLMErrorType
     from duragent.activities.llm import LLMActivities
     from duragent.activities.memory import MemoryActivities
     from duragent.activities.models import (
-        ApprovalMode,
-        CleanupRequest,
-        DescribeToolsRequest,
         LLMRequest,
         LLMResult,
         Message,
@@ -47,63 +38,44 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
         ToolResult,
         ToolSpec,
-        ToolStatus,
-        ValidateArgumentsRequest,
     )
     from duragent.activities.tools.activity import ToolActivities
-    from duragent.activities.tools.control import (
-        CREATE_SUB_TASK,
-        SUB_TASK_TOOLS,
-        BatchSubTasksArgs,
-        CreateSubTaskArgs,
-        TodoItem,
-        TypedTaskFinishArgs,
-    )
-    from duragent.activities.tools.registry import error_result, parse_arguments
+    from duragent.activities.tools.control import SUB_TASK_TOOLS, TodoItem, TypedTaskFinishArgs
     from duragent.workflows import activity_calls as calls
-    from duragent.workflows import budgets, catalog, policy, telemetry
+    from duragent.workflows import budgets, catalog, lifecycle, policy, telemetry
     from duragent.workflows import search_attributes as search
+    from duragent.workflows.approvals import Approvals
     from duragent.workflows.events import AgentEvents
     from duragent.workflows.models import (
-        ActivityPolicy,
         AgentInput,
         AgentResult,
         AgentStatus,
         AgentView,
-        ApprovalAction,
         ApprovalDecision,
         CarryState,
-        OnApprovalTimeout,
-        OnQuestionTimeout,
-        PendingApproval,
-        PendingQuestion,
         PendingView,
         ProviderOutage,
         ReplyInput,
         RetryInput,
         SteerInput,
         SubAgentQuestion,
-        SubTaskReport,
         TranscriptPage,
         TranscriptQuery,
         UsageView,
     )
     from duragent.workflows.outage import OutageRider
+    from duragent.workflows.questions import Questions
     from duragent.workflows.shell_host import ShellHost
+    from duragent.workflows.sub_agents import SubAgents
 
 WORKFLOW_NAME = "AgentWorkflow"
 ACTIVATE_SKILL = "_activate_skill"
 
-# Listing tools or checking arguments is a registry lookup on the worker: fast, and safe
-# to retry at will.
-REGISTRY_POLICY = ActivityPolicy(start_to_close_seconds=30, heartbeat_seconds=None)
 # Errors the LLM call recovers from once: a full context (compact, then retry) and a
 # stored transcript this worker cannot see (resend it whole).
 RECOVERABLE_LLM_ERRORS = frozenset(
     {LLMErrorType.CONTEXT_LENGTH.value, LLMErrorType.TRANSCRIPT_NOT_FOUND.value}
 )
-# Cleanup after a cancel releases what the run held; it must not hang the cancel.
-CLEANUP_POLICY = ActivityPolicy(start_to_close_seconds=60, heartbeat_seconds=None, max_attempts=3)
 # Providers reuse tool call ids across turns: keys of runs started before this patch
 # stay as they were, so a retried call of a running agent keeps its key.
 KEY_PER_CYCLE_PATCH = "idempotency-key-per-cycle"
@@ -112,14 +84,6 @@ KEY_PER_CYCLE_PATCH = "idempotency-key-per-cycle"
 QUERY_PAGE_BYTES = 1_000_000
 # A cancel that reached an LLM activity first ends the run Canceled (it was Failed).
 CANCEL_PATCH = "cancel-during-activity"
-# New runs work in a folder of their own (or a named one); runs started before it keep
-# the whole workspace root. Decided once, at the start; continue-as-new carries it.
-WORKSPACE_PATCH = "per-agent-workspace"
-# New runs list their tools through a local activity: run by the worker that runs the
-# workflow task, its result a marker in that task, so the first LLM call is scheduled
-# without a server round trip (and three fewer history events). Runs started before it
-# replay their scheduled ``describe_tools`` activity.
-LOCAL_TOOLS_PATCH = "describe-tools-locally"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -151,12 +115,6 @@ class AgentWorkflow:
         self._sent = carry.sent
         self._tools: dict[str, ToolSpec] = {}
         self._skills: list[SkillSummary] = []
-        self._question: PendingQuestion | None = None
-        self._reply: str | None = None
-        self._approvals: dict[str, PendingApproval] = {}
-        self._decisions: dict[str, ApprovalDecision] = {}
-        self._sub_questions: dict[str, PendingQuestion] = {}
-        self._sub_task_slots = asyncio.Semaphore(input.max_concurrent_sub_tasks)
         self._inbox = list(carry.inbox)
         self._todos = list(carry.todos)
         self._doing: str | None = None
@@ -174,19 +132,38 @@ class AgentWorkflow:
         self._last_dropped: str | None = None
         self._workspace = input.workspace
         """The agent's workspace folder (``None``: the root), settled by ``run``."""
-        self._sub_agents: set[str] = set()
-        """Sub-agents running now (their workflow ids)."""
-        self._open_sub_tasks = 0
         # Only runs started with the attributes keep them current: the server of an older
         # run may not have them registered, and an upsert there would fail the task.
         self._searchable = workflow.info().typed_search_attributes.get(search.STATUS) is not None
         published = len(carry.transcript) if input.carry else 0
         self._events = AgentEvents(carry.events, published=published)
+        deadline = self._budget.deadline
+        self._questions = Questions(
+            input.ask,
+            input.parent,
+            self._events,
+            deadline=deadline,
+            set_status=self._set_status,
+            fail=self._fail,
+        )
+        self._approvals = Approvals(
+            input.approval, self._events, deadline=deadline, set_status=self._set_status
+        )
+        self._sub_agents = SubAgents(
+            input,
+            self._budget,
+            self._events,
+            child=AgentWorkflow.run,
+            searchable=self._searchable,
+            usage=lambda: self._usage,
+            add_usage=self._add_usage,
+            doing=self._now_doing,
+        )
 
     @workflow.run
     async def run(self, input: AgentInput) -> AgentResult:
         """Run cycles until the agent finishes, fails, is cancelled or runs out of cycles."""
-        self._workspace = self._decide_workspace()
+        self._workspace = lifecycle.decide_workspace(input)
         await self._load_tools()
         self._shell.resume(self._workspace)
         try:
@@ -199,7 +176,7 @@ class AgentWorkflow:
                     self._error = spent
                     self._set_status(AgentStatus.BUDGET_EXCEEDED)
                     break
-                if self._history_full():
+                if lifecycle.history_full(input.history):
                     await self._continue_as_new()
                 await self._cycle()
         except ActivityError as err:
@@ -229,11 +206,11 @@ class AgentWorkflow:
             cycle=self._cycle_count,
             model=self._input.model,
             usage=self._usage,
-            pending_question=self._question,
+            pending_question=self._questions.own,
             answer=self._answer,
             error=self._error,
             waiting_for=self._waiting_for(),
-            pending_approvals=len(self._approvals) - len(self._decisions),
+            pending_approvals=self._approvals.undecided,
             last_activity=self._last_activity,
             cancel_reason=self._cancel_reason,
             provider_outage=self._outage.outage,
@@ -281,12 +258,11 @@ class AgentWorkflow:
     @workflow.query(name="pending")
     def pending(self) -> PendingView:
         """The pending question and the tool calls waiting for approval."""
-        undecided = [a for a in self._approvals.values() if a.call_id not in self._decisions]
         return PendingView(
-            question=self._question,
-            approvals=undecided,
-            sub_agent_questions=list(self._sub_questions.values()),
-            sub_agents=sorted(self._sub_agents),
+            question=self._questions.own,
+            approvals=self._approvals.pending,
+            sub_agent_questions=self._questions.routed,
+            sub_agents=self._sub_agents.running,
         )
 
     # --- updates and signals ---------------------------------------------------------
@@ -298,58 +274,22 @@ class AgentWorkflow:
         The question is this agent's, or a sub-agent's when ``question_id`` names it (or
         when it is the only one pending): the reply is then forwarded to that sub-agent.
         """
-        question = self._reply_target(reply)
-        assert question is not None  # guaranteed by the validator
-        text = policy.reply_text(question, reply)
-        if question.agent_id is None:
-            self._reply = text
-        else:
-            await self._forward_reply(question, reply)
-        return question.id
+        return await self._questions.reply(reply)
 
     @reply.validator
     def _validate_reply(self, reply: ReplyInput) -> None:
-        # Rejected here, a bad reply never reaches history.
-        try:
-            policy.reply_text(self._reply_target(reply), reply)
-        except policy.InvalidReply as err:
-            raise ApplicationError(str(err), type="InvalidReply") from None
-
-    def _reply_target(self, reply: ReplyInput) -> PendingQuestion | None:
-        own = self._question if self._reply is None else None
-        if reply.question_id is not None and reply.question_id in self._sub_questions:
-            return self._sub_questions[reply.question_id]
-        if own is None and reply.question_id is None and len(self._sub_questions) == 1:
-            return next(iter(self._sub_questions.values()))
-        return own
-
-    async def _forward_reply(self, question: PendingQuestion, reply: ReplyInput) -> None:
-        del self._sub_questions[question.id]
-        assert question.agent_id is not None
-        child = workflow.get_external_workflow_handle(question.agent_id)
-        original = question.id.removeprefix(f"{question.agent_id}:")
-        await child.signal("reply_signal", ReplyInput(answer=reply.answer, question_id=original))
+        self._questions.validate(reply)
 
     @workflow.signal(name="sub_agent_question")
     def sub_agent_question(self, asked: SubAgentQuestion) -> None:
         """A sub-agent asks (or withdraws) a question; it waits here for a reply."""
-        prefix = f"{asked.agent_id}:"
-        for key in [k for k in self._sub_questions if k.startswith(prefix)]:
-            del self._sub_questions[key]
-        if asked.question is not None:
-            routed = asked.question.model_copy(
-                update={"id": prefix + asked.question.id, "agent_id": asked.agent_id}
-            )
-            self._sub_questions[routed.id] = routed
-        self._events.sub_questions(asked.agent_id, self._sub_questions)
+        self._questions.route(asked)
 
     @workflow.signal(name="reply_signal")
     def reply_signal(self, reply: ReplyInput) -> None:
         """Fire-and-forget form of ``reply``: an invalid reply is logged and dropped."""
         try:
-            self._reply = policy.reply_text(
-                None if self._reply is not None else self._question, reply
-            )
+            self._questions.reply_signal(reply)
         except policy.InvalidReply as err:
             self._drop("reply_signal", str(err))
 
@@ -360,35 +300,11 @@ class AgentWorkflow:
         Edited arguments are checked against the tool's model by an activity (the
         worker holds the models); invalid ones fail the update and the call stays pending.
         """
-        if decision.action is ApprovalAction.EDIT:
-            pending = self._approvals[decision.call_id]
-            checked = await workflow.execute_activity_method(
-                ToolActivities.validate_arguments,
-                ValidateArgumentsRequest(tool=pending.tool, arguments=decision.arguments or ""),
-                **calls.options(REGISTRY_POLICY),
-            )
-            if checked.error is not None:
-                raise ApplicationError(checked.error, type="InvalidArguments")
-        if decision.call_id in self._decisions:  # decided while the arguments were checked
-            raise ApplicationError("already decided", type="InvalidDecision")
-        self._decisions[decision.call_id] = decision
-        return decision.call_id
+        return await self._approvals.decide(decision)
 
     @decide.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        pending = self._approvals.get(decision.call_id)
-        problem = None
-        if pending is None or decision.call_id in self._decisions:
-            waiting = ", ".join(self._approvals.keys() - self._decisions.keys()) or "none"
-            problem = f"no pending approval for call {decision.call_id!r} (pending: {waiting})"
-        elif decision.fingerprint is not None and decision.fingerprint != pending.fingerprint:
-            problem = "the call's arguments are not the ones approved (fingerprint mismatch)"
-        elif decision.action is ApprovalAction.EDIT and not decision.arguments:
-            problem = "an edit needs new arguments"
-        else:
-            problem = policy.decision_too_large(decision)
-        if problem is not None:
-            raise ApplicationError(problem, type="InvalidDecision")
+        self._approvals.validate(decision)
 
     @workflow.signal(name="say")
     def say(self, steer: SteerInput) -> None:
@@ -422,15 +338,7 @@ class AgentWorkflow:
     # --- the cycle -------------------------------------------------------------------
 
     async def _load_tools(self) -> None:
-        request = DescribeToolsRequest(enabled=self._input.tools)
-        if workflow.patched(LOCAL_TOOLS_PATCH):
-            described = await workflow.execute_local_activity_method(
-                ToolActivities.describe_tools, request, **calls.local_options(REGISTRY_POLICY)
-            )
-        else:
-            described = await workflow.execute_activity_method(
-                ToolActivities.describe_tools, request, **calls.options(REGISTRY_POLICY)
-            )
+        described = await lifecycle.describe_tools(self._input.tools)
         if described.unknown:
             self._fail(f"unknown tools requested: {', '.join(described.unknown)}", "UnknownTools")
         self._tools = {t.name: t for t in described.tools}
@@ -463,7 +371,11 @@ class AgentWorkflow:
                 self._todos = control.todos
             results, delegated = await asyncio.gather(
                 self._run_with_approval([c for c in runnable if not self._is_control(c)]),
-                self._run_sub_tasks([c for c in runnable if c.name in SUB_TASK_TOOLS]),
+                self._sub_agents.run(
+                    [c for c in runnable if c.name in SUB_TASK_TOOLS],
+                    cycle=self._cycle_count,
+                    workspace=self._workspace,
+                ),
             )
             results.update(delegated)
             results.update(control.results)
@@ -600,77 +512,17 @@ class AgentWorkflow:
         )
 
     async def _run_with_approval(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
-        gated = {
-            c.id: reason
-            for c in calls
-            if (reason := policy.approval_reason(self._approval_mode(c.name), c)) is not None
-        }
+        gated = self._approvals.gated(calls, self._tools)
         results = await self._run_tools([c for c in calls if c.id not in gated])
         if gated:
-            approved, refused = await self._await_approvals(
-                [c for c in calls if c.id in gated], gated
-            )
-            results.update(refused)
-            results.update(await self._run_tools(approved))
+            review = await self._approvals.review([c for c in calls if c.id in gated], gated)
+            self._show_edits(review.edited)
+            results.update(review.refused)
+            results.update(await self._run_tools(review.approved))
         return results
 
-    async def _await_approvals(
-        self, calls: list[ToolCall], reasons: dict[str, str]
-    ) -> tuple[list[ToolCall], dict[str, ToolResult]]:
-        now = workflow.now()
-        self._approvals = {
-            c.id: PendingApproval(
-                call_id=c.id,
-                tool=c.name,
-                arguments=c.arguments,
-                fingerprint=policy.fingerprint(c.arguments),
-                reason=reasons[c.id],
-                requested_at=now,
-            )
-            for c in calls
-        }
-        self._set_status(AgentStatus.WAITING_APPROVAL)
-        self._events.approvals(self._approvals.values())
-        await self._wait(
-            lambda: self._decisions.keys() >= self._approvals.keys(),
-            self._input.approval.deadline_seconds,
-        )
-        approved, refused = self._sort_decisions(calls)
-        self._show_edits(approved)
-        self._approvals, self._decisions = {}, {}
-        self._set_status(AgentStatus.RUNNING)
-        return approved, refused
-
-    def _sort_decisions(
-        self, calls: list[ToolCall]
-    ) -> tuple[list[ToolCall], dict[str, ToolResult]]:
-        approved: list[ToolCall] = []
-        refused: dict[str, ToolResult] = {}
-        for call in calls:
-            decision = self._decisions.get(call.id) or self._timeout_decision(call.id)
-            self._events.approval_resolved(call, decision)
-            if decision.action is ApprovalAction.REJECT:
-                message = decision.message or "no reason given"
-                refused[call.id] = ToolResult(
-                    call_id=call.id,
-                    name=call.name,
-                    status=ToolStatus.ERROR,
-                    content=f"the user rejected this call: {message}",
-                    error_code="rejected",
-                )
-            elif decision.action is ApprovalAction.EDIT and decision.arguments:
-                approved.append(call.model_copy(update={"arguments": decision.arguments}))
-            else:
-                approved.append(call)
-        return approved, refused
-
-    def _show_edits(self, approved: list[ToolCall]) -> None:
+    def _show_edits(self, edited: dict[str, ToolCall]) -> None:
         """The transcript shows the arguments that ran, not the ones first proposed."""
-        edited = {
-            c.id: c
-            for c in approved
-            if (d := self._decisions.get(c.id)) is not None and d.action is ApprovalAction.EDIT
-        }
         if not edited:
             return
         index = policy.last_turn_index(self._transcript)
@@ -679,16 +531,6 @@ class AgentWorkflow:
         self._transcript[index] = turn.model_copy(update={"tool_calls": calls})
         if index < self._sent:  # the store holds the turn as proposed: resend it whole
             self._transcript_ref, self._sent = None, 0
-
-    def _timeout_decision(self, call_id: str) -> ApprovalDecision:
-        seconds = self._input.approval.deadline_seconds
-        if self._input.approval.on_timeout is OnApprovalTimeout.APPROVE:
-            return ApprovalDecision(call_id=call_id, action=ApprovalAction.APPROVE)
-        return ApprovalDecision(
-            call_id=call_id,
-            action=ApprovalAction.REJECT,
-            message=f"nobody approved it within {seconds:g} s",
-        )
 
     async def _run_tools(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
         if calls:
@@ -726,110 +568,13 @@ class AgentWorkflow:
             # Retries are exhausted: the model hears about it and decides; the run goes on.
             return policy.failed_result(call, calls.cause(err))
 
-    # --- sub-agents ------------------------------------------------------------------
-
-    async def _run_sub_tasks(self, calls: list[ToolCall]) -> dict[str, ToolResult]:
-        cycle = self._cycle_count
-        outcomes = await asyncio.gather(
-            *(self._events.tool(c, cycle, self._sub_task_call(c)) for c in calls)
-        )
-        return {r.call_id: r for r in outcomes}
-
-    async def _sub_task_call(self, call: ToolCall) -> ToolResult:
-        try:
-            if call.name == CREATE_SUB_TASK:
-                one = parse_arguments(call.name, CreateSubTaskArgs, call.arguments)
-                agent, tasks, needs = one.agent, [one.task], one.output_requirements
-            else:
-                many = parse_arguments(call.name, BatchSubTasksArgs, call.arguments)
-                agent, tasks, needs = many.agent, many.tasks, many.output_requirements
-            if agent not in self._input.sub_agents:
-                known = ", ".join(self._input.sub_agents) or "none"
-                raise ToolError(
-                    f"no sub-agent named {agent!r}; available: {known}", code="unknown_agent"
-                )
-        except ToolError as err:
-            return error_result(call, err)
-        self._doing = f"{len(tasks)} sub-task(s) with {agent}"
-        self._open_sub_tasks += len(tasks)
-        reports = await asyncio.gather(
-            *(self._sub_task(call, i, agent, task, needs) for i, task in enumerate(tasks))
-        )
-        failed = sum(1 for r in reports if r.status is not AgentStatus.COMPLETED)
-        content = (
-            reports[0].answer_or_error()
-            if call.name == CREATE_SUB_TASK
-            else policy.batch_report(reports)
-        )
-        status = ToolStatus.ERROR if call.name == CREATE_SUB_TASK and failed else ToolStatus.SUCCESS
-        return ToolResult(
-            call_id=call.id,
-            name=call.name,
-            status=status,
-            content=content,
-            error_code="sub_task_failed" if status is ToolStatus.ERROR else None,
-        )
-
-    async def _sub_task(
-        self, call: ToolCall, index: int, agent: str, task: str, needs: str | None
-    ) -> SubTaskReport:
-        parent_id = workflow.info().workflow_id
-        child_id = f"{parent_id}-{call.id}-{index}"
-        async with self._sub_task_slots:
-            share = budgets.child_share(
-                self._budget, self._usage, self._open_sub_tasks, workflow.now()
-            )
-            if share is None:
-                self._open_sub_tasks -= 1
-                reason = budgets.spent(self._budget, self._usage, workflow.now())
-                return SubTaskReport(
-                    task=task, status=AgentStatus.BUDGET_EXCEEDED, error=f"not started: {reason}"
-                )
-            input = policy.sub_task_input(
-                self._input, parent_id, agent, task, needs, share, workspace=self._workspace
-            )
-            self._sub_agents.add(child_id)
-            try:
-                result = await workflow.execute_child_workflow(
-                    AgentWorkflow.run,
-                    input,
-                    id=child_id,
-                    static_summary=f"{agent}: {task[:150]}",
-                    search_attributes=self._child_search_attributes(input),
-                )
-            except ChildWorkflowError as err:
-                return SubTaskReport(
-                    task=task, status=AgentStatus.FAILED, error=str(err.cause or err)
-                )
-            finally:
-                self._sub_agents.discard(child_id)
-                self._open_sub_tasks -= 1
-        self._add_usage(input.model, result.usage)
-        return SubTaskReport(
-            task=task, status=result.status, answer=result.answer, error=result.error
-        )
-
-    def _child_search_attributes(self, input: AgentInput) -> TypedSearchAttributes | None:
-        return search.at_start(input.model, input.owner) if self._searchable else None
-
-    async def _tell_parent(self, question: PendingQuestion | None) -> None:
-        """A sub-agent cannot ask the user directly: its question waits on the parent."""
-        parent = self._input.parent
-        if parent is None:
-            return
-        asked = SubAgentQuestion(agent_id=workflow.info().workflow_id, question=question)
-        try:
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                "sub_agent_question", asked
-            )
-        except FailureError as err:  # the parent is gone: nobody can answer but a deadline
-            workflow.logger.warning("could not reach parent %s: %s", parent.workflow_id, err)
+    # --- endings of a cycle ----------------------------------------------------------
 
     async def _apply(
         self, directive: policy.Directive, calls: list[ToolCall], results: dict[str, ToolResult]
     ) -> None:
         if directive.question is not None:
-            results[directive.question.id] = await self._ask(directive.question)
+            results[directive.question.id] = await self._questions.ask(directive.question)
         # Every call gets its answer, in the order the model made them.
         self._transcript.extend(policy.tool_message(results[c.id]) for c in calls)
         self._events.messages(self._transcript, self._cycle_count)
@@ -841,71 +586,7 @@ class AgentWorkflow:
         elif directive.kind is policy.DirectiveKind.NUDGE:
             self._transcript.append(Message(role=Role.USER, content=policy.CONTINUE_HINT))
 
-    async def _ask(self, question: PendingQuestion) -> ToolResult:
-        self._question = question.model_copy(update={"asked_at": workflow.now()})
-        self._reply = None
-        self._set_status(AgentStatus.WAITING_USER)
-        self._events.question(self._question)
-        await self._tell_parent(self._question)
-        answered = await self._wait(
-            lambda: self._reply is not None, self._input.ask.deadline_seconds
-        )
-        answer = self._reply if answered and self._reply is not None else self._no_answer(question)
-        self._question, self._reply = None, None
-        self._events.question(question, answer=answer, resolved=True)
-        await self._tell_parent(None)
-        self._set_status(AgentStatus.RUNNING)
-        return ToolResult(
-            call_id=question.id, name="_ask_user", status=ToolStatus.SUCCESS, content=answer
-        )
-
-    def _no_answer(self, question: PendingQuestion) -> str:
-        ask = self._input.ask
-        # Past the deadline the run ends at the next cycle boundary, for that reason.
-        deadline = self._budget.deadline
-        past_deadline = deadline is not None and workflow.now() >= deadline
-        if ask.on_timeout is OnQuestionTimeout.FAIL and not past_deadline:
-            self._fail(
-                f"nobody answered {question.question!r} within {ask.deadline_seconds:g} s",
-                "QuestionTimeout",
-            )
-        return ask.default_answer
-
-    async def _wait(self, condition: Callable[[], bool], seconds: float | None) -> bool:
-        """Wait for a condition, at most ``seconds``; False when the deadline passed.
-
-        The agent's own deadline, if any, bounds every wait.
-        """
-        if self._budget.deadline is not None:
-            left = max((self._budget.deadline - workflow.now()).total_seconds(), 0.001)
-            seconds = min(seconds, left) if seconds else left
-        try:
-            await workflow.wait_condition(
-                condition, timeout=timedelta(seconds=seconds) if seconds else None
-            )
-        except TimeoutError:
-            return False
-        return True
-
     # --- continue-as-new ---------------------------------------------------------------
-
-    def _decide_workspace(self) -> str | None:
-        """The agent's workspace folder: named, its own, its parent's, or (old runs) the root."""
-        if self._input.carry is not None or self._input.parent is not None:
-            # Decided already: by the run that continued as new, or by the parent.
-            return self._input.workspace
-        if not workflow.patched(WORKSPACE_PATCH):
-            return None  # started before per-agent workspaces: the whole root, as then
-        return self._input.workspace or policy.own_workspace(workflow.info().workflow_id)
-
-    def _history_full(self) -> bool:
-        info = workflow.info()
-        limits = self._input.history
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= limits.max_events
-            or info.get_current_history_size() >= limits.max_bytes
-        )
 
     async def _continue_as_new(self) -> NoReturn:
         # A safe point: between cycles, nothing pending; let in-flight handlers finish so
@@ -935,10 +616,7 @@ class AgentWorkflow:
             shell=self._shell.carry(),
             events=self._events.carry(cycle=self._cycle_count, run=self._runs + 1),
         )
-        workflow.logger.info("continuing as new after %d cycles", self._cycle_count)
-        # The folder decided at the start rides along: the next run must not decide again.
-        update = {"carry": carry, "workspace": self._workspace}
-        workflow.continue_as_new(self._input.model_copy(update=update))
+        lifecycle.hand_over(self._input, carry, self._workspace)
 
     # --- state and endings -------------------------------------------------------------
 
@@ -965,21 +643,19 @@ class AgentWorkflow:
             workflow.upsert_search_attributes([search.STATUS.value_set(status.value)])
         self._events.status(status.value, self._cycle_count, self._waiting_for())
 
-    def _waiting_for(self) -> str | None:
-        if self._status is AgentStatus.WAITING_USER and self._question is not None:
-            return f"a reply to question {self._question.id}: {self._question.question}"
-        if self._status is AgentStatus.WAITING_APPROVAL:
-            waiting = [a.tool for a in self._approvals.values() if a.call_id not in self._decisions]
-            return f"approval of {len(waiting)} tool call(s): {', '.join(waiting)}"
-        if self._sub_questions:
-            asked = next(iter(self._sub_questions.values()))
-            return f"a reply to sub-agent question {asked.id}: {asked.question}"
-        return self._doing if self._status is AgentStatus.RUNNING else None
+    def _now_doing(self, what: str) -> None:
+        self._doing = what
 
-    def _approval_mode(self, tool: str) -> ApprovalMode:
-        spec = self._tools.get(tool)
-        default = spec.approval if spec is not None else ApprovalMode.NEVER
-        return self._input.approval.tools.get(tool, default)
+    def _waiting_for(self) -> str | None:
+        own, routed = self._questions.own, self._questions.routed
+        if self._status is AgentStatus.WAITING_USER and own is not None:
+            return f"a reply to question {own.id}: {own.question}"
+        if self._status is AgentStatus.WAITING_APPROVAL:
+            waiting = [a.tool for a in self._approvals.pending]
+            return f"approval of {len(waiting)} tool call(s): {', '.join(waiting)}"
+        if routed:
+            return f"a reply to sub-agent question {routed[0].id}: {routed[0].question}"
+        return self._doing if self._status is AgentStatus.RUNNING else None
 
     def _is_control(self, call: ToolCall) -> bool:
         spec = self._tools.get(call.name)
@@ -987,17 +663,14 @@ class AgentWorkflow:
 
     async def _clean_up_after_cancel(self) -> None:
         self._cancel_reason = workflow.cancellation_reason() or "cancelled"
-        self._question, self._approvals, self._decisions = None, {}, {}
+        self._questions.clear()
+        self._approvals.clear()
         self._set_status(AgentStatus.CANCELLED)
         self._events.finished(AgentStatus.CANCELLED.value, error=self._cancel_reason)
         await self._shell.release()
         # The cancel was delivered to the run's task once; new work may still be scheduled,
         # so the cleanup runs to completion before the run is marked Canceled.
-        cleaned = await workflow.execute_activity_method(
-            ToolActivities.cleanup,
-            CleanupRequest(workflow_id=workflow.info().workflow_id, reason=self._cancel_reason),
-            **calls.options(CLEANUP_POLICY),
-        )
+        cleaned = await lifecycle.release_after_cancel(self._cancel_reason)
         workflow.logger.info("agent cancelled (%s); released %s", self._cancel_reason, cleaned)
 
     def _fail(self, message: str, kind: str = "AgentFailed") -> NoReturn:
