@@ -20,6 +20,7 @@ from temporalio.contrib.workflow_streams import PollInput, PublishEntry, Publish
 
 from duragent.activities.events import EVENT_ADAPTER, EVENT_TYPES, TOPIC, TokenEvent
 from duragent.worker.events import subscribe
+from duragent.worker.telemetry import history_trace, render_tree
 from duragent.workflows.agent import AgentWorkflow
 from duragent.workflows.events import POLL, PUBLISH_SIGNAL
 from duragent.workflows.models import (
@@ -105,6 +106,9 @@ async def test_a_runs_events_come_in_order_with_offsets_and_ids(harness: Harness
         result = await handle.result()
     replayed = await replay(await handle.fetch_history())  # token signals and all
     assert replayed.replay_failure is None, replayed.replay_failure
+    tree = render_tree(await history_trace(harness.client, handle.id))
+    assert "streamed text" in tree and "token batches" in tree  # one line a cycle
+    assert PUBLISH_SIGNAL not in tree
 
     assert result.status is AgentStatus.COMPLETED
     assert [e["offset"] for e in events] == list(range(len(events)))

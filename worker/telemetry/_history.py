@@ -21,6 +21,7 @@ from temporalio.converter import PayloadConverter
 
 from duragent.activities.models import LLMResult, SummarizeResult, ToolRequest, ToolResult
 from duragent.worker.telemetry._tracing import trace_id_from_start_event
+from duragent.workflows.events import PUBLISH_SIGNAL
 
 MAX_RUNS = 100
 """Runs (continue-as-new) read at most, the latest ones."""
@@ -190,9 +191,12 @@ class _Builder:
             )
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             signal = event.workflow_execution_signaled_event_attributes.signal_name
-            self._parent().children.append(
-                TraceNode(f"signal {signal}", _time(event), _time(event))
-            )
+            if signal == PUBLISH_SIGNAL:  # a batch of streamed text (activities/tokens.py)
+                self._count_token_batch(_time(event))
+            else:
+                self._parent().children.append(
+                    TraceNode(f"signal {signal}", _time(event), _time(event))
+                )
         elif kind in _CLOSED:
             self._close_cycle(_time(event))
             self._root.end = _time(event)
@@ -255,6 +259,16 @@ class _Builder:
             if isinstance(tool, ToolResult):
                 code = f" ({tool.error_code})" if tool.error_code else ""
                 node.detail = f"{node.detail}  {tool.status.value}{code}".strip()
+
+    def _count_token_batch(self, at: datetime | None) -> None:
+        """Streamed-text batches of a cycle are one line, not one line each."""
+        children = self._parent().children
+        last = children[-1] if children else None
+        if last is None or last.name != "streamed text":
+            last = TraceNode("streamed text", at, at, detail="0 token batches")
+            children.append(last)
+        last.end = at
+        last.detail = f"{int(last.detail.split()[0]) + 1} token batches"
 
     def _parent(self) -> TraceNode:
         return self._cycle or self._root
