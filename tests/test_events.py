@@ -107,7 +107,7 @@ async def test_a_runs_events_come_in_order_with_offsets_and_ids(harness: Harness
     replayed = await replay(await handle.fetch_history())  # token signals and all
     assert replayed.replay_failure is None, replayed.replay_failure
     tree = render_tree(await history_trace(harness.client, handle.id))
-    assert "streamed text" in tree and "token batches" in tree  # one line a cycle
+    assert "streamed text" in tree and "token batch" in tree  # one line a cycle
     assert PUBLISH_SIGNAL not in tree
 
     assert result.status is AgentStatus.COMPLETED

@@ -268,7 +268,8 @@ class _Builder:
             last = TraceNode("streamed text", at, at, detail="0 token batches")
             children.append(last)
         last.end = at
-        last.detail = f"{int(last.detail.split()[0]) + 1} token batches"
+        count = int(last.detail.split()[0]) + 1
+        last.detail = f"{count} token batch{'' if count == 1 else 'es'}"
 
     def _parent(self) -> TraceNode:
         return self._cycle or self._root
