@@ -33,7 +33,7 @@ fi
 # against 2.8 s with bytecode. Compiled once (~20 s); a later sync keeps it.
 $UV sync --frozen --quiet --compile-bytecode >&2
 $UV run --frozen python -c \
-  "from worker.devserver import ensure_temporal_cli; ensure_temporal_cli()" >&2
+  "from duragent.worker.devserver import ensure_temporal_cli; ensure_temporal_cli()" >&2
 
 # System packages from apt: only when missing, only where apt-get can run as root,
 # never fatal (what is missing makes its tests skip and say why).
